@@ -1,0 +1,1 @@
+"""The aiohttp application, configuration, CLI, authentication and the error-to-HTTP mapping."""

@@ -1,0 +1,57 @@
+"""Application factory: `create_app(settings) -> web.Application`."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+
+import orjson
+from aiohttp import web
+from sqlalchemy import text
+
+from gateway.keys import CLOCK, ENGINE, SETTINGS, STORE
+from gateway.scim_api import create_scim_app
+from gateway.settings import Settings
+from storage.database import create_engine
+from storage.scim_store import ScimStore
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+async def healthz(_request: web.Request) -> web.Response:
+    return web.json_response({"status": "ok"})
+
+
+async def readyz(request: web.Request) -> web.Response:
+    try:
+        async with request.app[ENGINE].connect() as conn:
+            await conn.execute(text("SELECT 1"))
+    except Exception as exc:  # any failure to reach the database means "not ready"
+        body = {"status": "unavailable", "database": type(exc).__name__}
+        return web.json_response(body, status=503, dumps=lambda o: orjson.dumps(o).decode())
+    return web.json_response({"status": "ok"})
+
+
+def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now) -> web.Application:
+    if settings.database_url is None:
+        raise ValueError("create_app needs settings.database_url (the CLI starts the embedded one)")
+    app = web.Application()
+    app[SETTINGS] = settings
+    app[CLOCK] = clock
+
+    async def database(app: web.Application) -> AsyncIterator[None]:
+        assert settings.database_url is not None
+        engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
+        app[ENGINE] = engine
+        app[STORE] = ScimStore(engine)
+        yield
+        await engine.dispose()
+
+    scim = create_scim_app(client_max_size=settings.max_body_bytes)
+    app.cleanup_ctx.append(database)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)
+    app.add_subapp("/scim/v2", scim)
+    return app

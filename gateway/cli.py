@@ -1,0 +1,312 @@
+"""The `idgate` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import multiprocessing
+import os
+import signal
+import sys
+from collections.abc import Coroutine
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from aiohttp import web
+
+from gateway.app import create_app, utc_now
+from gateway.credentials import new_token
+from gateway.settings import Settings
+from storage import migrate as migrations
+from storage.database import create_engine, start_embedded
+from storage.scim_store import ScimStore, Tenant
+
+T = TypeVar("T")
+DEMO_TENANT = "demo"
+DEMO_TOKEN_NAME = "demo"
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+class Context:
+    def __init__(self, config: Path | None) -> None:
+        self.config = config
+        self._settings: Settings | None = None
+        self.embedded = False
+
+    @property
+    def settings(self) -> Settings:
+        """Settings with a database URL, starting and migrating the embedded one if unset."""
+        if self._settings is None:
+            try:
+                settings = Settings.load(self.config)
+            except Exception as exc:
+                raise click.ClickException(f"invalid configuration: {exc}") from None
+            logging.basicConfig(
+                level=settings.log_level.upper(),
+                format="%(asctime)s %(levelname)s %(name)s %(message)s",
+            )
+            if settings.database_url is None:
+                url = start_embedded(settings.data_dir.resolve())
+                _run(migrations.upgrade(url))
+                settings = settings.model_copy(update={"database_url": url})
+                self.embedded = True
+            self._settings = settings
+        return self._settings
+
+
+async def _with_store(settings: Settings, work: Any) -> Any:
+    assert settings.database_url is not None
+    engine = create_engine(settings.database_url, pool_size=2)
+    try:
+        return await work(ScimStore(engine))
+    finally:
+        await engine.dispose()
+
+
+def _tenant(store: ScimStore, slug: str) -> Any:
+    async def get() -> Tenant:
+        tenant = await store.get_tenant(slug)
+        if tenant is None:
+            raise click.ClickException(f"no tenant {slug!r}; create it with `idgate tenant create`")
+        return tenant
+
+    return get()
+
+
+def scim_base_url(settings: Settings, slug: str) -> str:
+    return f"{settings.public_url.rstrip('/')}/scim/v2/{slug}"
+
+
+@click.group()
+@click.option(
+    "--config",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="TOML settings file (also IDGATE_CONFIG). Environment variables IDGATE_* override it.",
+)
+@click.pass_context
+def main(ctx: click.Context, config: Path | None) -> None:
+    """idgate: SCIM 2.0 provisioning and SSO gateway for multi-tenant products."""
+    ctx.obj = Context(config)
+
+
+@main.command()
+@click.pass_obj
+def migrate(obj: Context) -> None:
+    """Apply database migrations (the embedded database is migrated on every start)."""
+    settings = obj.settings
+    if not obj.embedded:
+        assert settings.database_url is not None
+        _run(migrations.upgrade(settings.database_url))
+    click.echo(f"database at revision {migrations.head_revision()}")
+
+
+# --- tenants ----------------------------------------------------------------------------------
+
+
+@main.group()
+def tenant() -> None:
+    """Manage tenants (organisations)."""
+
+
+@tenant.command("create")
+@click.argument("slug")
+@click.option("--name", help="Display name (defaults to the slug).")
+@click.pass_obj
+def tenant_create(obj: Context, slug: str, name: str | None) -> None:
+    """Create a tenant with URL-safe SLUG."""
+    if not slug.replace("-", "").replace("_", "").isalnum() or not slug.isascii():
+        raise click.ClickException("a slug holds only letters, digits, '-' and '_'")
+    settings = obj.settings
+
+    async def work(store: ScimStore) -> Tenant:
+        from scim.errors import ConflictError
+
+        try:
+            return await store.create_tenant(slug, name or slug, utc_now())
+        except ConflictError as exc:
+            raise click.ClickException(exc.detail) from None
+
+    created = _run(_with_store(settings, work))
+    click.echo(f"tenant {created.slug} created; SCIM base URL {scim_base_url(settings, slug)}")
+
+
+@tenant.command("list")
+@click.pass_obj
+def tenant_list(obj: Context) -> None:
+    """List tenants."""
+    for t in _run(_with_store(obj.settings, lambda s: s.list_tenants())):
+        click.echo(f"{t.slug}\t{t.name}\t{t.created_at.isoformat()}")
+
+
+# --- SCIM tokens ------------------------------------------------------------------------------
+
+
+async def _create_token(store: ScimStore, slug: str, name: str) -> tuple[str, str]:
+    tenant = await _tenant(store, slug)
+    token_id, secret, secret_hash = new_token()
+    await store.create_token(tenant, token_id, name, secret_hash, utc_now())
+    return token_id, secret
+
+
+@main.group()
+def token() -> None:
+    """Manage SCIM bearer tokens. Several may be active at once, for rotation."""
+
+
+@token.command("create")
+@click.argument("slug")
+@click.option("--name", default="scim", show_default=True, help="A label for the token.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (token, scim_base_url, ...).")
+@click.pass_obj
+def token_create(obj: Context, slug: str, name: str, as_json: bool) -> None:
+    """Create a SCIM token for tenant SLUG. The secret is shown once, stored hashed."""
+    settings = obj.settings
+    token_id, secret = _run(_with_store(settings, lambda s: _create_token(s, slug, name)))
+    base = scim_base_url(settings, slug)
+    if as_json:
+        payload = {"id": token_id, "name": name, "token": secret, "scim_base_url": base}
+        click.echo(json.dumps(payload))
+    else:
+        click.echo(f"token id:      {token_id}\nSCIM base URL: {base}\nbearer token:  {secret}")
+        click.echo("The token is shown only now; store it in the IdP's provisioning settings.")
+
+
+@token.command("list")
+@click.argument("slug")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def token_list(obj: Context, slug: str, as_json: bool) -> None:
+    """List tenant SLUG's tokens (never their secrets)."""
+
+    async def work(store: ScimStore) -> Any:
+        return await store.list_tokens(await _tenant(store, slug))
+
+    records = _run(_with_store(obj.settings, work))
+
+    def iso(when: datetime | None) -> str | None:
+        return when.isoformat() if when else None
+
+    rows = [
+        {
+            "id": r.id,
+            "name": r.name,
+            "created_at": iso(r.created_at),
+            "last_used_at": iso(r.last_used_at),
+            "revoked_at": iso(r.revoked_at),
+        }
+        for r in records
+    ]
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    for row in rows:
+        state = "revoked" if row["revoked_at"] else "active"
+        click.echo(f"{row['id']}\t{row['name']}\t{state}\tlast used {row['last_used_at']}")
+
+
+@token.command("revoke")
+@click.argument("slug")
+@click.argument("token_id")
+@click.pass_obj
+def token_revoke(obj: Context, slug: str, token_id: str) -> None:
+    """Revoke TOKEN_ID of tenant SLUG; requests with it fail from now on."""
+
+    async def work(store: ScimStore) -> bool:
+        return await store.revoke_token(await _tenant(store, slug), token_id, utc_now())
+
+    if not _run(_with_store(obj.settings, work)):
+        raise click.ClickException(f"no active token {token_id} in tenant {slug}")
+    click.echo(f"token {token_id} revoked")
+
+
+# --- serving ----------------------------------------------------------------------------------
+
+
+async def _ensure_demo(store: ScimStore) -> str:
+    tenant = await store.get_tenant(DEMO_TENANT)
+    if tenant is None:
+        tenant = await store.create_tenant(DEMO_TENANT, "Demo organisation", utc_now())
+    await store.revoke_tokens_named(tenant, DEMO_TOKEN_NAME, utc_now())
+    _token_id, secret = await _create_token(store, DEMO_TENANT, DEMO_TOKEN_NAME)
+    return secret
+
+
+def _serve_one(settings: Settings, reuse_port: bool) -> None:
+    web.run_app(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        reuse_port=reuse_port,
+        print=None,
+        access_log=None,
+    )
+
+
+async def _check_revision(settings: Settings) -> None:
+    assert settings.database_url is not None
+    engine = create_engine(settings.database_url, pool_size=1)
+    try:
+        current = await migrations.current_revision(engine)
+    finally:
+        await engine.dispose()
+    if current != migrations.head_revision():
+        raise click.ClickException(
+            f"database is at revision {current}, code expects {migrations.head_revision()}: "
+            "run `idgate migrate`"
+        )
+
+
+@main.command()
+@click.option("--host", help="Listen address (default from settings: 127.0.0.1).")
+@click.option("--port", type=int, help="Listen port (default from settings: 8000).")
+@click.option("--workers", type=int, help="Worker processes sharing the port (default 1).")
+@click.pass_obj
+def serve(obj: Context, host: str | None, port: int | None, workers: int | None) -> None:
+    """Run the gateway. With no database URL, on an embedded PostgreSQL with a demo tenant."""
+    updates = {k: v for k, v in (("host", host), ("port", port), ("workers", workers)) if v}
+    settings = obj.settings.model_copy(update=updates)
+    _run(_check_revision(settings))
+    if obj.embedded:
+        secret = _run(_with_store(settings, _ensure_demo))
+        click.echo(
+            f"Embedded PostgreSQL in {settings.data_dir}; demo tenant '{DEMO_TENANT}'.\n"
+            f"SCIM base URL: {scim_base_url(settings, DEMO_TENANT)}\n"
+            f"Bearer token:  {secret}\n"
+            f"Try: curl -H 'Authorization: Bearer {secret}' "
+            f"{scim_base_url(settings, DEMO_TENANT)}/Users"
+        )
+    click.echo(
+        f"listening on http://{settings.host}:{settings.port} ({settings.workers} worker(s))"
+    )
+    sys.stdout.flush()
+    if settings.workers == 1:
+        _serve_one(settings, reuse_port=False)
+        return
+    # Several processes bind the same port with SO_REUSEPORT; the kernel spreads connections.
+    spawn = multiprocessing.get_context("spawn")
+    procs = [
+        spawn.Process(target=_serve_one, args=(settings, True), daemon=False)
+        for _ in range(settings.workers)
+    ]
+    for proc in procs:
+        proc.start()
+
+    def stop(signum: int, _frame: Any) -> None:
+        for proc in procs:
+            if proc.pid is not None:
+                os.kill(proc.pid, signal.SIGINT)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    for proc in procs:
+        proc.join()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,361 @@
+"""The SCIM 2.0 HTTP endpoints under /scim/v2/<tenant>/ (RFC 7644 §3).
+
+Thin adapters: read the request, call the protocol core (scim/) and the store (storage/),
+shape the response. The tenant always comes from the authenticated token, passed down
+explicitly; nothing about the current tenant is kept in shared state.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import orjson
+from aiohttp import web
+
+from gateway.credentials import hash_password, hash_token
+from gateway.errors import SCIM_CONTENT_TYPE, Handler, scim_errors, scim_json
+from gateway.keys import CLOCK, PRINCIPAL, SETTINGS, STORE
+from scim import discovery
+from scim.errors import (
+    InvalidFilterError,
+    InvalidSyntaxError,
+    NotFoundError,
+    ScimError,
+    UnauthorizedError,
+    UnsupportedMediaTypeError,
+)
+from scim.filter import parse_filter
+from scim.listing import Query, list_response, parse_query, parse_search_request
+from scim.resources import parse_attribute_list, parse_resource, project
+from scim.schema import GROUP, RESOURCE_TYPES, SCHEMAS, USER, ResourceType
+from storage.filter_sql import compile_filter, sort_key
+from storage.scim_store import Principal
+
+log = logging.getLogger(__name__)
+
+_JSON_TYPES = ("application/scim+json", "application/json")
+
+
+# --- request plumbing ---------------------------------------------------------------------
+
+
+def _principal(request: web.Request) -> Principal:
+    return request[PRINCIPAL]
+
+
+def base_url(request: web.Request) -> str:
+    public = request.config_dict[SETTINGS].public_url.rstrip("/")
+    return f"{public}/scim/v2/{_principal(request).tenant_slug}"
+
+
+async def _body(request: web.Request) -> Any:
+    # RFC 7644 §3.1: requests use application/scim+json; plain JSON is accepted too.
+    if request.content_type not in _JSON_TYPES:
+        raise UnsupportedMediaTypeError(
+            f"Content-Type must be application/scim+json, not {request.content_type!r}"
+        )
+    raw = await request.read()
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidSyntaxError(f"request body is not valid JSON: {exc}") from None
+
+
+@web.middleware
+async def authenticate(request: web.Request, handler: Handler) -> web.StreamResponse:
+    if request.match_info.http_exception is not None:
+        raise request.match_info.http_exception
+    scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise UnauthorizedError("a bearer token is required")
+    settings = request.config_dict[SETTINGS]
+    principal = await request.config_dict[STORE].authenticate(
+        hash_token(secret.strip()),
+        request.match_info["tenant"],
+        request.config_dict[CLOCK](),
+        settings.token_touch_seconds,
+    )
+    if principal is None:
+        # One answer for unknown, revoked and other-tenant tokens: nothing to probe.
+        raise UnauthorizedError("the bearer token is not valid for this tenant")
+    request[PRINCIPAL] = principal
+    return await handler(request)
+
+
+# --- shaping responses ----------------------------------------------------------------------
+
+
+def _present(
+    request: web.Request,
+    resource_type: ResourceType,
+    resource: dict[str, Any],
+    attributes: tuple[str, ...] = (),
+    excluded: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    base = base_url(request)
+    resource["meta"]["location"] = f"{base}{resource_type.endpoint}/{resource['id']}"
+    for key, kind in (("members", None), ("groups", "Group")):
+        for ref in resource.get(key, ()):
+            endpoint = "/Groups" if (kind or ref.get("type")) == "Group" else "/Users"
+            ref["$ref"] = f"{base}{endpoint}/{ref['value']}"
+    return project(resource_type, resource, attributes=attributes, excluded_attributes=excluded)
+
+
+def _one(
+    request: web.Request,
+    resource_type: ResourceType,
+    resource: dict[str, Any],
+    status: int = 200,
+) -> web.Response:
+    attributes, excluded = _projection(request)
+    body = _present(request, resource_type, resource, attributes, excluded)
+    headers = {"ETag": resource["meta"]["version"]}
+    if status == 201:
+        headers["Location"] = resource["meta"]["location"]
+    return scim_json(body, status=status, headers=headers)
+
+
+def _projection(request: web.Request) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    query = request.query
+    return (
+        parse_attribute_list(query.get("attributes")),
+        parse_attribute_list(query.get("excludedAttributes")),
+    )
+
+
+# --- Users and Groups -----------------------------------------------------------------------
+
+_TYPES = {"Users": USER, "Groups": GROUP}
+
+
+def _resource_type(request: web.Request) -> ResourceType:
+    return _TYPES[request.match_info["kind"]]
+
+
+async def create(request: web.Request) -> web.Response:
+    resource_type = _resource_type(request)
+    body = await _body(request)
+    resource = parse_resource(resource_type, body)
+    principal, now, store = (
+        _principal(request),
+        request.config_dict[CLOCK](),
+        request.config_dict[STORE],
+    )
+    if resource_type is USER:
+        password = resource.pop("password", None)
+        password_hash = await hash_password(password) if password else None
+        created = await store.create_user(principal.tenant_id, resource, password_hash, now)
+    else:
+        created = await store.create_group(principal.tenant_id, resource, now)
+    return _one(request, resource_type, created, status=201)
+
+
+async def get(request: web.Request) -> web.Response:
+    resource_type = _resource_type(request)
+    store, tenant_id = request.config_dict[STORE], _principal(request).tenant_id
+    resource_id = request.match_info["id"]
+    if resource_type is USER:
+        found = await store.get_user(tenant_id, resource_id)
+    else:
+        found = await store.get_group(tenant_id, resource_id)
+    if found is None:
+        raise NotFoundError(f"{resource_type.name} {resource_id} not found")
+    # RFC 7644 §3.14: a GET with a matching If-None-Match is answered 304.
+    if request.headers.get("If-None-Match") == found["meta"]["version"]:
+        return web.Response(status=304, headers={"ETag": found["meta"]["version"]})
+    return _one(request, resource_type, found)
+
+
+async def replace(request: web.Request) -> web.Response:
+    resource_type = _resource_type(request)
+    body = await _body(request)
+    store, now = request.config_dict[STORE], request.config_dict[CLOCK]()
+    tenant_id, resource_id = _principal(request).tenant_id, request.match_info["id"]
+    if_match = request.headers.get("If-Match")
+    if resource_type is USER:
+
+        async def build_user(current: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+            resource = parse_resource(USER, body, existing=current)
+            password = resource.pop("password", None)
+            return resource, (await hash_password(password) if password else None)
+
+        updated = await store.replace_user(tenant_id, resource_id, build_user, if_match, now)
+    else:
+
+        async def build_group(current: dict[str, Any]) -> dict[str, Any]:
+            return parse_resource(GROUP, body, existing=current)
+
+        updated = await store.replace_group(tenant_id, resource_id, build_group, if_match, now)
+    return _one(request, resource_type, updated)
+
+
+async def remove(request: web.Request) -> web.Response:
+    resource_type = _resource_type(request)
+    store, tenant_id = request.config_dict[STORE], _principal(request).tenant_id
+    if_match = request.headers.get("If-Match")
+    if resource_type is USER:
+        await store.delete_user(tenant_id, request.match_info["id"], if_match)
+    else:
+        await store.delete_group(tenant_id, request.match_info["id"], if_match)
+    return web.Response(status=204)
+
+
+async def not_implemented(request: web.Request) -> web.Response:
+    error = ScimError(f"{request.method} is not supported on this endpoint yet")
+    error.status = 501
+    raise error
+
+
+# --- listing and search ---------------------------------------------------------------------
+
+
+def _where(request: web.Request, resource_type: ResourceType, text: str | None) -> Any:
+    if text is None:
+        return None
+    settings = request.config_dict[SETTINGS]
+    node = parse_filter(
+        text, max_length=settings.filter_max_length, max_depth=settings.filter_max_depth
+    )
+    return compile_filter(resource_type.name, node)
+
+
+async def _list_one(
+    request: web.Request, resource_type: ResourceType, query: Query
+) -> dict[str, Any]:
+    store, tenant_id = request.config_dict[STORE], _principal(request).tenant_id
+    where = _where(request, resource_type, query.filter)
+    order = sort_key(resource_type.name, query.sort_by) if query.sort_by else None
+    lister = store.list_users if resource_type is USER else store.list_groups
+    page = await lister(tenant_id, where, order, query.descending, query.start_index, query.count)
+    resources = [
+        _present(request, resource_type, r, query.attributes, query.excluded_attributes)
+        for r in page.resources
+    ]
+    return list_response(resources, total=page.total, start_index=query.start_index)
+
+
+def _query(request: web.Request) -> Query:
+    settings = request.config_dict[SETTINGS]
+    return parse_query(
+        request.query,
+        default_count=settings.scim_default_count,
+        max_results=settings.scim_max_results,
+    )
+
+
+async def _search_query(request: web.Request) -> Query:
+    settings = request.config_dict[SETTINGS]
+    return parse_search_request(
+        await _body(request),
+        default_count=settings.scim_default_count,
+        max_results=settings.scim_max_results,
+    )
+
+
+async def list_resources(request: web.Request) -> web.Response:
+    return scim_json(await _list_one(request, _resource_type(request), _query(request)))
+
+
+async def search_resources(request: web.Request) -> web.Response:
+    query = await _search_query(request)
+    return scim_json(await _list_one(request, _resource_type(request), query))
+
+
+async def search_root(request: web.Request) -> web.Response:
+    """POST /.search at the root: Users then Groups, paged as one list (RFC 7644 §3.4.3)."""
+    query = await _search_query(request)
+    parts: list[tuple[ResourceType, Any]] = []
+    errors: list[InvalidFilterError] = []
+    for resource_type in RESOURCE_TYPES:
+        try:
+            parts.append((resource_type, _where(request, resource_type, query.filter)))
+        except InvalidFilterError as exc:
+            # An attribute that only one resource type has simply matches none of the other.
+            errors.append(exc)
+    if not parts:
+        raise errors[0]
+    store, tenant_id = request.config_dict[STORE], _principal(request).tenant_id
+    resources: list[dict[str, Any]] = []
+    total, skip, remaining = 0, query.start_index - 1, query.count
+    for resource_type, where in parts:
+        lister = store.list_users if resource_type is USER else store.list_groups
+        page = await lister(tenant_id, where, None, False, skip + 1, remaining)
+        resources.extend(
+            _present(request, resource_type, r, query.attributes, query.excluded_attributes)
+            for r in page.resources
+        )
+        remaining -= len(page.resources)
+        skip = max(0, skip - page.total)
+        total += page.total
+    return scim_json(list_response(resources, total=total, start_index=query.start_index))
+
+
+# --- discovery (RFC 7644 §4) ----------------------------------------------------------------
+
+
+def _discovery_list(items: list[dict[str, Any]]) -> dict[str, Any]:
+    return list_response(items, total=len(items), start_index=1)
+
+
+async def service_provider_config(request: web.Request) -> web.Response:
+    settings = request.config_dict[SETTINGS]
+    body = discovery.service_provider_config(
+        base_url=base_url(request),
+        documentation_uri=None,
+        max_results=settings.scim_max_results,
+        max_payload_size=settings.max_body_bytes,
+        patch=False,
+        bulk=False,
+        etag=True,
+        sort=True,
+    )
+    return scim_json(body)
+
+
+async def resource_types(request: web.Request) -> web.Response:
+    return scim_json(_discovery_list(discovery.resource_types_document(base_url(request))))
+
+
+async def resource_type(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    for item in discovery.resource_types_document(base_url(request)):
+        if item["id"] == name:
+            return scim_json(item)
+    raise NotFoundError(f"ResourceType {name} not found")
+
+
+async def schemas(request: web.Request) -> web.Response:
+    return scim_json(_discovery_list(discovery.schemas_document(base_url(request))))
+
+
+async def schema(request: web.Request) -> web.Response:
+    urn = request.match_info["urn"]
+    for item in discovery.schemas_document(base_url(request)):
+        if item["id"].lower() == urn.lower():
+            return scim_json(item)
+    raise NotFoundError(f"Schema {urn} not found")
+
+
+def create_scim_app(client_max_size: int) -> web.Application:
+    app = web.Application(middlewares=[scim_errors, authenticate], client_max_size=client_max_size)
+    r = app.router
+    kind = "{kind:Users|Groups}"
+    r.add_get("/{tenant}/ServiceProviderConfig", service_provider_config)
+    r.add_get("/{tenant}/ResourceTypes", resource_types)
+    r.add_get("/{tenant}/ResourceTypes/{name}", resource_type)
+    r.add_get("/{tenant}/Schemas", schemas)
+    r.add_get("/{tenant}/Schemas/{urn}", schema)
+    r.add_post("/{tenant}/.search", search_root)
+    r.add_post("/{tenant}/Bulk", not_implemented)
+    r.add_get(f"/{{tenant}}/{kind}", list_resources)
+    r.add_post(f"/{{tenant}}/{kind}", create)
+    r.add_post(f"/{{tenant}}/{kind}/.search", search_resources)
+    r.add_get(f"/{{tenant}}/{kind}/{{id}}", get)
+    r.add_put(f"/{{tenant}}/{kind}/{{id}}", replace)
+    r.add_patch(f"/{{tenant}}/{kind}/{{id}}", not_implemented)
+    r.add_delete(f"/{{tenant}}/{kind}/{{id}}", remove)
+    return app
+
+
+__all__ = ["SCHEMAS", "SCIM_CONTENT_TYPE", "create_scim_app"]

@@ -1,0 +1,710 @@
+"""The Postgres store behind the SCIM endpoints: tenants, tokens, users, groups, memberships.
+
+Contract (kept by every method, proven in tests/test_store.py on real Postgres):
+- every read and write is scoped by `tenant_id`; another tenant's id is "not found";
+- writes are single transactions: a method that raises has changed no row;
+- userName is unique per tenant case-insensitively: a duplicate raises `UniquenessError`
+  (also under concurrent inserts, by the unique index, never by a prior SELECT);
+- replaces are version-checked (`If-Match`) and bump `version`; a stale version raises
+  `PreconditionFailedError`;
+- group members are changed set-wise, and a member id unknown in the tenant raises
+  `InvalidValueError` before anything is written;
+- results are fresh dicts in SCIM shape (`id`, `meta` without `location`, users' `groups`,
+  groups' `members` with `value`/`type`/`display`) that the caller may modify.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    Select,
+    String,
+    and_,
+    delete,
+    func,
+    insert,
+    literal,
+    literal_column,
+    select,
+    type_coerce,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from scim.errors import (
+    ConflictError,
+    InvalidValueError,
+    NotFoundError,
+    PreconditionFailedError,
+    UniquenessError,
+)
+from storage.filter_sql import parse_uuid
+from storage.tables import group_members, groups, scim_tokens, tenants, users
+
+UNIQUE_VIOLATION = "23505"
+
+
+@dataclass(frozen=True)
+class Tenant:
+    id: uuid.UUID
+    slug: str
+    name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class TokenRecord:
+    id: str
+    tenant_slug: str
+    name: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who a SCIM request authenticated as."""
+
+    token_id: str
+    tenant_id: uuid.UUID
+    tenant_slug: str
+
+
+@dataclass(frozen=True)
+class Page:
+    total: int
+    resources: list[dict[str, Any]]
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _is_unique_violation(exc: IntegrityError) -> bool:
+    return getattr(exc.orig, "sqlstate", None) == UNIQUE_VIOLATION or "23505" in str(exc.orig)
+
+
+def etag(version: int) -> str:
+    return f'W/"{version}"'
+
+
+# --- row -> SCIM dict ------------------------------------------------------------------------
+
+_user_groups = (
+    select(
+        func.coalesce(
+            func.jsonb_agg(
+                func.jsonb_build_object(
+                    "value",
+                    type_coerce(groups.c.id, String),
+                    "display",
+                    groups.c.display_name,
+                    "type",
+                    "direct",
+                )
+            ),
+            literal_column("'[]'::jsonb"),
+        )
+    )
+    .select_from(group_members.join(groups, groups.c.id == group_members.c.group_id))
+    .where(group_members.c.member_id == users.c.id)
+    .scalar_subquery()
+    .label("groups")
+)
+
+_USER_COLUMNS = (
+    users.c.id,
+    users.c.data,
+    users.c.version,
+    users.c.created_at,
+    users.c.updated_at,
+    _user_groups,
+)
+_GROUP_COLUMNS = (
+    groups.c.id,
+    groups.c.data,
+    groups.c.version,
+    groups.c.created_at,
+    groups.c.updated_at,
+)
+
+
+def _meta(resource_type: str, row: Any) -> dict[str, Any]:
+    return {
+        "resourceType": resource_type,
+        "created": _iso(row.created_at),
+        "lastModified": _iso(row.updated_at),
+        "version": etag(row.version),
+    }
+
+
+def _user(row: Any) -> dict[str, Any]:
+    resource: dict[str, Any] = {"id": str(row.id), **row.data}
+    if row.groups:
+        resource["groups"] = row.groups
+    resource["meta"] = _meta("User", row)
+    return resource
+
+
+def _group(row: Any, members: list[dict[str, Any]]) -> dict[str, Any]:
+    resource: dict[str, Any] = {"id": str(row.id), **row.data}
+    if members:
+        resource["members"] = members
+    resource["meta"] = _meta("Group", row)
+    return resource
+
+
+def _user_columns(resource: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "user_name": resource["userName"],
+        "external_id": resource.get("externalId"),
+        "display_name": resource.get("displayName"),
+        "active": resource.get("active", True),
+    }
+
+
+def _user_data(resource: dict[str, Any]) -> dict[str, Any]:
+    data = {k: v for k, v in resource.items() if k not in ("id", "meta", "groups", "password")}
+    data.setdefault("active", True)
+    return data
+
+
+def _group_data(resource: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in resource.items() if k not in ("id", "meta", "members")}
+
+
+ReplaceUser = Callable[[dict[str, Any]], Awaitable[tuple[dict[str, Any], str | None]]]
+ReplaceGroup = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+class ScimStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    # --- tenants and tokens -------------------------------------------------------------
+
+    async def create_tenant(self, slug: str, name: str, now: datetime) -> Tenant:
+        tenant = Tenant(uuid.uuid4(), slug, name, now)
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(
+                    insert(tenants).values(
+                        id=tenant.id, slug=slug, name=name, settings={}, created_at=now
+                    )
+                )
+        except IntegrityError as exc:
+            if _is_unique_violation(exc):
+                raise ConflictError(f"tenant {slug!r} already exists") from None
+            raise
+        return tenant
+
+    async def get_tenant(self, slug: str) -> Tenant | None:
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(select(tenants).where(tenants.c.slug == slug))).one_or_none()
+        return Tenant(row.id, row.slug, row.name, row.created_at) if row else None
+
+    async def list_tenants(self) -> list[Tenant]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(select(tenants).order_by(tenants.c.slug))
+            return [Tenant(r.id, r.slug, r.name, r.created_at) for r in rows]
+
+    async def create_token(
+        self, tenant: Tenant, token_id: str, name: str, secret_hash: bytes, now: datetime
+    ) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                insert(scim_tokens).values(
+                    id=token_id,
+                    tenant_id=tenant.id,
+                    name=name,
+                    secret_hash=secret_hash,
+                    created_at=now,
+                )
+            )
+
+    async def list_tokens(self, tenant: Tenant) -> list[TokenRecord]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(scim_tokens)
+                .where(scim_tokens.c.tenant_id == tenant.id)
+                .order_by(scim_tokens.c.created_at)
+            )
+            return [
+                TokenRecord(r.id, tenant.slug, r.name, r.created_at, r.last_used_at, r.revoked_at)
+                for r in rows
+            ]
+
+    async def revoke_token(self, tenant: Tenant, token_id: str, now: datetime) -> bool:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(scim_tokens)
+                .where(
+                    scim_tokens.c.id == token_id,
+                    scim_tokens.c.tenant_id == tenant.id,
+                    scim_tokens.c.revoked_at.is_(None),
+                )
+                .values(revoked_at=now)
+            )
+            return result.rowcount == 1
+
+    async def revoke_tokens_named(self, tenant: Tenant, name: str, now: datetime) -> int:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(scim_tokens)
+                .where(
+                    scim_tokens.c.tenant_id == tenant.id,
+                    scim_tokens.c.name == name,
+                    scim_tokens.c.revoked_at.is_(None),
+                )
+                .values(revoked_at=now)
+            )
+            return result.rowcount
+
+    async def authenticate(
+        self, secret_hash: bytes, tenant_slug: str, now: datetime, touch_after: float
+    ) -> Principal | None:
+        """The live token with this hash for this tenant, recording its use.
+
+        `last_used_at` is written at most once per `touch_after` seconds per token, so that
+        authentication is one read on the hot path.
+        """
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(scim_tokens.c.id, scim_tokens.c.last_used_at, tenants.c.id.label("tid"))
+                    .select_from(scim_tokens.join(tenants))
+                    .where(
+                        scim_tokens.c.secret_hash == secret_hash,
+                        scim_tokens.c.revoked_at.is_(None),
+                        tenants.c.slug == tenant_slug,
+                    )
+                )
+            ).one_or_none()
+            if row is None:
+                return None
+            if row.last_used_at is None or (now - row.last_used_at).total_seconds() > touch_after:
+                await conn.execute(
+                    update(scim_tokens).where(scim_tokens.c.id == row.id).values(last_used_at=now)
+                )
+                await conn.commit()
+        return Principal(row.id, row.tid, tenant_slug)
+
+    # --- users -------------------------------------------------------------------------
+
+    async def create_user(
+        self,
+        tenant_id: uuid.UUID,
+        resource: dict[str, Any],
+        password_hash: str | None,
+        now: datetime,
+    ) -> dict[str, Any]:
+        user_id = uuid.uuid4()
+        data = _user_data(resource)
+        try:
+            async with self.engine.begin() as conn:
+                row = (
+                    await conn.execute(
+                        insert(users)
+                        .values(
+                            id=user_id,
+                            tenant_id=tenant_id,
+                            data=data,
+                            password_hash=password_hash,
+                            version=1,
+                            created_at=now,
+                            updated_at=now,
+                            **_user_columns(data),
+                        )
+                        .returning(users.c.created_at, users.c.updated_at, users.c.version)
+                    )
+                ).one()
+        except IntegrityError as exc:
+            if _is_unique_violation(exc):
+                raise UniquenessError(
+                    f"userName {resource['userName']!r} is already taken in this tenant"
+                ) from None
+            raise
+        return {"id": str(user_id), **data, "meta": _meta("User", row)}
+
+    def _user_select(self, tenant_id: uuid.UUID) -> Select[Any]:
+        return select(*_USER_COLUMNS).where(users.c.tenant_id == tenant_id)
+
+    async def get_user(self, tenant_id: uuid.UUID, user_id: str) -> dict[str, Any] | None:
+        uid = parse_uuid(user_id)
+        if uid is None:
+            return None
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(self._user_select(tenant_id).where(users.c.id == uid))
+            ).one_or_none()
+        return _user(row) if row else None
+
+    async def replace_user(
+        self,
+        tenant_id: uuid.UUID,
+        user_id: str,
+        replace: ReplaceUser,
+        if_match: str | None,
+        now: datetime,
+    ) -> dict[str, Any]:
+        """Lock the user, let `replace(current)` build the new resource, write it."""
+        uid = parse_uuid(user_id)
+        if uid is None:
+            raise NotFoundError(f"User {user_id} not found")
+        try:
+            async with self.engine.begin() as conn:
+                row = (
+                    await conn.execute(
+                        self._user_select(tenant_id)
+                        .where(users.c.id == uid)
+                        .with_for_update(of=users)
+                    )
+                ).one_or_none()
+                if row is None:
+                    raise NotFoundError(f"User {user_id} not found")
+                _check_version(if_match, row.version)
+                resource, password_hash = await replace(_user(row))
+                data = _user_data(resource)
+                values: dict[str, Any] = {
+                    "data": data,
+                    "version": row.version + 1,
+                    "updated_at": now,
+                    **_user_columns(data),
+                }
+                if password_hash is not None:
+                    values["password_hash"] = password_hash
+                updated = (
+                    await conn.execute(
+                        update(users)
+                        .where(users.c.id == uid)
+                        .values(**values)
+                        .returning(*_USER_COLUMNS)
+                    )
+                ).one()
+        except IntegrityError as exc:
+            if _is_unique_violation(exc):
+                raise UniquenessError("userName is already taken in this tenant") from None
+            raise
+        return _user(updated)
+
+    async def delete_user(self, tenant_id: uuid.UUID, user_id: str, if_match: str | None) -> None:
+        uid = parse_uuid(user_id)
+        if uid is None:
+            raise NotFoundError(f"User {user_id} not found")
+        async with self.engine.begin() as conn:
+            version = (
+                await conn.execute(
+                    select(users.c.version)
+                    .where(users.c.id == uid, users.c.tenant_id == tenant_id)
+                    .with_for_update()
+                )
+            ).scalar_one_or_none()
+            if version is None:
+                raise NotFoundError(f"User {user_id} not found")
+            _check_version(if_match, version)
+            await conn.execute(
+                delete(group_members).where(
+                    group_members.c.tenant_id == tenant_id, group_members.c.member_id == uid
+                )
+            )
+            await conn.execute(delete(users).where(users.c.id == uid))
+
+    async def list_users(
+        self,
+        tenant_id: uuid.UUID,
+        where: ColumnElement[bool] | None,
+        order_by: ColumnElement[Any] | None,
+        descending: bool,
+        start_index: int,
+        count: int,
+    ) -> Page:
+        query = self._user_select(tenant_id)
+        return await self._page(
+            query, users.c, where, order_by, descending, start_index, count, _user
+        )
+
+    # --- groups ------------------------------------------------------------------------
+
+    async def _resolve_members(
+        self, conn: AsyncConnection, tenant_id: uuid.UUID, values: Sequence[str]
+    ) -> dict[uuid.UUID, str]:
+        """Map member ids to 'User'/'Group'; any id unknown in the tenant is an error."""
+        wanted = {v: parse_uuid(v) for v in values}
+        ids = [u for u in wanted.values() if u is not None]
+        found: dict[uuid.UUID, str] = {}
+        if ids:
+            rows = await conn.execute(
+                select(users.c.id, literal("User").label("kind"))
+                .where(users.c.tenant_id == tenant_id, users.c.id.in_(ids))
+                .union_all(
+                    select(groups.c.id, literal("Group").label("kind")).where(
+                        groups.c.tenant_id == tenant_id, groups.c.id.in_(ids)
+                    )
+                )
+            )
+            found = {r.id: r.kind for r in rows}
+        missing = [v for v, u in wanted.items() if u is None or u not in found]
+        if missing:
+            shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+            raise InvalidValueError(f"members not found in this tenant: {shown}")
+        return found
+
+    async def _members(
+        self, conn: AsyncConnection, group_ids: Sequence[uuid.UUID]
+    ) -> dict[uuid.UUID, list[dict[str, Any]]]:
+        m = group_members
+        member_user = users.alias("mu")
+        member_group = groups.alias("mg")
+        rows = await conn.execute(
+            select(
+                m.c.group_id,
+                m.c.member_id,
+                m.c.member_type,
+                func.coalesce(
+                    member_user.c.display_name, member_user.c.user_name, member_group.c.display_name
+                ).label("display"),
+            )
+            .select_from(
+                m.outerjoin(member_user, member_user.c.id == m.c.member_id).outerjoin(
+                    member_group, member_group.c.id == m.c.member_id
+                )
+            )
+            .where(m.c.group_id.in_(group_ids))
+            .order_by(m.c.group_id, m.c.member_id)
+        )
+        out: dict[uuid.UUID, list[dict[str, Any]]] = {gid: [] for gid in group_ids}
+        for r in rows:
+            member = {"value": str(r.member_id), "type": r.member_type}
+            if r.display is not None:
+                member["display"] = r.display
+            out[r.group_id].append(member)
+        return out
+
+    async def _set_members(
+        self,
+        conn: AsyncConnection,
+        tenant_id: uuid.UUID,
+        group_id: uuid.UUID,
+        kinds: dict[uuid.UUID, str],
+        replace: bool,
+    ) -> None:
+        m = group_members
+        if replace:
+            stale = delete(m).where(m.c.group_id == group_id)
+            if kinds:
+                stale = stale.where(m.c.member_id.not_in(list(kinds)))
+            await conn.execute(stale)
+        if kinds:
+            await conn.execute(
+                pg_insert(m)
+                .values(
+                    [
+                        {
+                            "group_id": group_id,
+                            "member_id": member_id,
+                            "tenant_id": tenant_id,
+                            "member_type": kind,
+                        }
+                        for member_id, kind in kinds.items()
+                    ]
+                )
+                .on_conflict_do_nothing()
+            )
+
+    async def create_group(
+        self, tenant_id: uuid.UUID, resource: dict[str, Any], now: datetime
+    ) -> dict[str, Any]:
+        group_id = uuid.uuid4()
+        data = _group_data(resource)
+        values = [m["value"] for m in resource.get("members", ())]
+        async with self.engine.begin() as conn:
+            kinds = await self._resolve_members(conn, tenant_id, values)
+            row = (
+                await conn.execute(
+                    insert(groups)
+                    .values(
+                        id=group_id,
+                        tenant_id=tenant_id,
+                        display_name=data["displayName"],
+                        external_id=data.get("externalId"),
+                        data=data,
+                        version=1,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                    .returning(*_GROUP_COLUMNS)
+                )
+            ).one()
+            await self._set_members(conn, tenant_id, group_id, kinds, replace=False)
+            members = (await self._members(conn, [group_id]))[group_id]
+        return _group(row, members)
+
+    async def get_group(self, tenant_id: uuid.UUID, group_id: str) -> dict[str, Any] | None:
+        gid = parse_uuid(group_id)
+        if gid is None:
+            return None
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(*_GROUP_COLUMNS).where(
+                        groups.c.tenant_id == tenant_id, groups.c.id == gid
+                    )
+                )
+            ).one_or_none()
+            if row is None:
+                return None
+            members = (await self._members(conn, [gid]))[gid]
+        return _group(row, members)
+
+    async def replace_group(
+        self,
+        tenant_id: uuid.UUID,
+        group_id: str,
+        replace: ReplaceGroup,
+        if_match: str | None,
+        now: datetime,
+    ) -> dict[str, Any]:
+        gid = parse_uuid(group_id)
+        if gid is None:
+            raise NotFoundError(f"Group {group_id} not found")
+        async with self.engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    select(*_GROUP_COLUMNS)
+                    .where(groups.c.tenant_id == tenant_id, groups.c.id == gid)
+                    .with_for_update()
+                )
+            ).one_or_none()
+            if row is None:
+                raise NotFoundError(f"Group {group_id} not found")
+            _check_version(if_match, row.version)
+            current = _group(row, (await self._members(conn, [gid]))[gid])
+            resource = await replace(current)
+            values = [m["value"] for m in resource.get("members", ())]
+            if group_id in values or str(gid) in values:
+                raise InvalidValueError("a group cannot be a member of itself")
+            kinds = await self._resolve_members(conn, tenant_id, values)
+            data = _group_data(resource)
+            updated = (
+                await conn.execute(
+                    update(groups)
+                    .where(groups.c.id == gid)
+                    .values(
+                        display_name=data["displayName"],
+                        external_id=data.get("externalId"),
+                        data=data,
+                        version=row.version + 1,
+                        updated_at=now,
+                    )
+                    .returning(*_GROUP_COLUMNS)
+                )
+            ).one()
+            await self._set_members(conn, tenant_id, gid, kinds, replace=True)
+            members = (await self._members(conn, [gid]))[gid]
+        return _group(updated, members)
+
+    async def delete_group(self, tenant_id: uuid.UUID, group_id: str, if_match: str | None) -> None:
+        gid = parse_uuid(group_id)
+        if gid is None:
+            raise NotFoundError(f"Group {group_id} not found")
+        async with self.engine.begin() as conn:
+            version = (
+                await conn.execute(
+                    select(groups.c.version)
+                    .where(groups.c.id == gid, groups.c.tenant_id == tenant_id)
+                    .with_for_update()
+                )
+            ).scalar_one_or_none()
+            if version is None:
+                raise NotFoundError(f"Group {group_id} not found")
+            _check_version(if_match, version)
+            # Memberships of this group in other groups; its own members go by cascade.
+            await conn.execute(
+                delete(group_members).where(
+                    group_members.c.tenant_id == tenant_id, group_members.c.member_id == gid
+                )
+            )
+            await conn.execute(delete(groups).where(groups.c.id == gid))
+
+    async def list_groups(
+        self,
+        tenant_id: uuid.UUID,
+        where: ColumnElement[bool] | None,
+        order_by: ColumnElement[Any] | None,
+        descending: bool,
+        start_index: int,
+        count: int,
+        with_members: bool = True,
+    ) -> Page:
+        query = select(*_GROUP_COLUMNS).where(groups.c.tenant_id == tenant_id)
+        page = await self._page(
+            query, groups.c, where, order_by, descending, start_index, count, lambda r: r
+        )
+        rows: list[Any] = page.resources
+        if not rows:
+            return Page(page.total, [])
+        if with_members:
+            async with self.engine.connect() as conn:
+                members = await self._members(conn, [r.id for r in rows])
+        else:
+            members = {r.id: [] for r in rows}
+        return Page(page.total, [_group(r, members[r.id]) for r in rows])
+
+    # --- paging --------------------------------------------------------------------------
+
+    async def _page(
+        self,
+        query: Select[Any],
+        columns: Any,
+        where: ColumnElement[bool] | None,
+        order_by: ColumnElement[Any] | None,
+        descending: bool,
+        start_index: int,
+        count: int,
+        build: Callable[[Any], Any],
+    ) -> Page:
+        tenant_filter = query.whereclause
+        assert tenant_filter is not None
+        condition = and_(tenant_filter, where) if where is not None else tenant_filter
+        table = columns.id.table
+        async with self.engine.connect() as conn:
+            total = (
+                await conn.execute(select(func.count()).select_from(table).where(condition))
+            ).scalar_one()
+            if count == 0 or start_index > total:
+                return Page(total, [])
+            ordering: list[ColumnElement[Any]] = []
+            if order_by is not None:
+                ordering.append(
+                    order_by.desc().nulls_last() if descending else order_by.asc().nulls_last()
+                )
+            ordering.append(columns.id)  # a stable order across pages
+            rows = await conn.execute(
+                query.where(where if where is not None else literal(True))
+                .order_by(*ordering)
+                .offset(start_index - 1)
+                .limit(count)
+            )
+            return Page(total, [build(r) for r in rows])
+
+
+def _check_version(if_match: str | None, version: int) -> None:
+    """RFC 7644 §3.14: a write with If-Match fails with 412 unless the version matches."""
+    if if_match is None or if_match.strip() == "*":
+        return
+    wanted = {tag.strip() for tag in if_match.split(",")}
+    current = etag(version)
+    if current not in wanted and current.removeprefix("W/") not in wanted:
+        raise PreconditionFailedError(f"resource version is {current}, not {if_match}")
+
+
+__all__ = ["Page", "Principal", "ScimStore", "Tenant", "TokenRecord", "etag"]

@@ -1,0 +1,85 @@
+"""Table definitions (SQLAlchemy Core). Migrations in storage/migrations create them.
+
+Users and Groups keep the SCIM resource body in `data` (JSONB) and copy the attributes that are
+looked up or constrained into columns. Group membership is a table of its own so that it can be
+changed set-wise (`INSERT ... ON CONFLICT DO NOTHING`, `DELETE ... WHERE member_id IN`), never
+by rewriting a list.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    MetaData,
+    Table,
+    Text,
+    Uuid,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData()
+
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("slug", Text, nullable=False, unique=True),
+    Column("name", Text, nullable=False),
+    Column("settings", JSONB, nullable=False, server_default="{}"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+scim_tokens = Table(
+    "scim_tokens",
+    metadata,
+    Column("id", Text, primary_key=True),  # tok_<hex>, shown to people
+    Column("tenant_id", Uuid, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("secret_hash", LargeBinary, nullable=False, unique=True),  # SHA-256 of the secret
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_used_at", DateTime(timezone=True)),
+    Column("revoked_at", DateTime(timezone=True)),
+)
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("tenant_id", Uuid, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("user_name", Text, nullable=False),
+    Column("external_id", Text),
+    Column("display_name", Text),
+    Column("active", Boolean, nullable=False),
+    Column("data", JSONB, nullable=False),
+    Column("password_hash", Text),
+    Column("version", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+groups = Table(
+    "groups",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("tenant_id", Uuid, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("display_name", Text, nullable=False),
+    Column("external_id", Text),
+    Column("data", JSONB, nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+group_members = Table(
+    "group_members",
+    metadata,
+    Column("group_id", Uuid, ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True),
+    Column("member_id", Uuid, primary_key=True),
+    Column("tenant_id", Uuid, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("member_type", Text, nullable=False),  # 'User' | 'Group'
+)
