@@ -51,6 +51,7 @@ class Context:
                 level=settings.log_level.upper(),
                 format="%(asctime)s %(levelname)s %(name)s %(message)s",
             )
+            logging.getLogger("alembic").setLevel(logging.WARNING)
             if settings.database_url is None:
                 url = start_embedded(settings.data_dir.resolve())
                 _run(migrations.upgrade(url))
@@ -80,7 +81,7 @@ def _tenant(store: ScimStore, slug: str) -> Any:
 
 
 def scim_base_url(settings: Settings, slug: str) -> str:
-    return f"{settings.public_url.rstrip('/')}/scim/v2/{slug}"
+    return f"{settings.base_url}/scim/v2/{slug}"
 
 
 @click.group()

@@ -45,7 +45,7 @@ def _principal(request: web.Request) -> Principal:
 
 
 def base_url(request: web.Request) -> str:
-    public = request.config_dict[SETTINGS].public_url.rstrip("/")
+    public = request.config_dict[SETTINGS].base_url
     return f"{public}/scim/v2/{_principal(request).tenant_slug}"
 
 

@@ -27,9 +27,10 @@ class Settings(BaseModel):
     data_dir: Path = Field(
         Path(".idgate"), description="Folder of the embedded PostgreSQL's data (unset URL only)."
     )
-    public_url: str = Field(
-        "http://127.0.0.1:8000",
-        description="Base URL clients use to reach the gateway; SCIM locations are built on it.",
+    public_url: str | None = Field(
+        None,
+        description="Base URL clients use to reach the gateway (https://idgate.example.com); "
+        "SCIM locations are built on it. Unset: http://HOST:PORT.",
     )
     host: str = Field("127.0.0.1", description="Address `idgate serve` listens on.")
     port: int = Field(8000, ge=0, le=65535, description="Port `idgate serve` listens on.")
@@ -48,6 +49,11 @@ class Settings(BaseModel):
         60.0, ge=0, description="A SCIM token's last-used time is written at most this often."
     )
     log_level: str = Field("INFO", description="Python logging level.")
+
+    @property
+    def base_url(self) -> str:
+        """The public base URL, without a trailing slash."""
+        return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")
 
     @classmethod
     def load(cls, config_file: Path | None = None, env: dict[str, str] | None = None) -> Settings:

@@ -49,6 +49,7 @@ def start_embedded(data_dir: Path) -> str:
         from pgserver import get_server  # type: ignore[attr-defined]
 
     data_dir.mkdir(parents=True, exist_ok=True)
+    logging.getLogger("pgserver").setLevel(logging.WARNING)  # it logs every command at INFO
     server = get_server(str(data_dir), cleanup_mode="stop")
     log.info("embedded PostgreSQL running in %s", data_dir)
     return str(server.get_uri())

@@ -263,28 +263,22 @@ class _Compiler:
         if op == "ne":
             # `ne` is the negation of `eq`, also for absent and multi-valued attributes.
             return not_(self._leaf(path, "eq", value))
+        if value is None:
+            if op != "eq":
+                raise InvalidFilterError(
+                    f"only 'eq null' and 'ne null' are allowed on {_written(path)}"
+                )
+            # `x eq null` holds exactly when `x pr` does not, for multi-valued x too.
+            return not_(self._present(path))
         resolved = self._resolve(path)
         name = _written(path)
-        special = self._relation(
-            resolved, lambda attr, x: self._cmp_or_null(attr, op, value, x, name)
-        )
+        special = self._relation(resolved, lambda attr, x: _compare(attr, op, value, x, name))
         if special is not None:
             return special
         if resolved.attribute.multi_valued:
-            return self._any_element(
-                resolved, lambda attr, x: self._cmp_or_null(attr, op, value, x, name)
-            )
+            return self._any_element(resolved, lambda attr, x: _compare(attr, op, value, x, name))
         x = self._scalar(resolved)
-        return func.coalesce(self._cmp_or_null(resolved.target, op, value, x, name), false())
-
-    def _cmp_or_null(
-        self, attr: Attribute, op: str, value: object, x: _Scalar, name: str
-    ) -> ColumnElement[Any]:
-        if value is None:
-            if op != "eq":
-                raise InvalidFilterError(f"only 'eq null' and 'ne null' are allowed on {name}")
-            return not_(func.coalesce(_present_json(_as_json(x)), false()))
-        return _compare(attr, op, value, x, name)
+        return func.coalesce(_compare(resolved.target, op, value, x, name), false())
 
     def _present(self, path: f.AttrPath) -> ColumnElement[bool]:
         resolved = self._resolve(path)
@@ -330,8 +324,16 @@ class _Compiler:
 
     def _value_path(self, path: f.AttrPath, inner: f.Filter) -> ColumnElement[bool]:
         resolved = self._resolve(path)
-        if not resolved.attribute.multi_valued or resolved.sub is not None:
-            raise InvalidFilterError(f"'{_written(path)}[...]' needs a multi-valued attribute")
+        if resolved.sub is not None or resolved.attribute.type is not Type.COMPLEX:
+            raise InvalidFilterError(f"'{_written(path)}[...]' needs a complex attribute")
+        if not resolved.attribute.multi_valued:
+            # A value filter on a single-valued complex attribute tests its one value.
+            def scalar(name: str) -> _Scalar:
+                sub = resolved.attribute.sub(name)
+                assert sub is not None
+                return self._scalar(ResolvedAttribute(resolved.schema, resolved.attribute, sub))
+
+            return _ElementCompiler(resolved.attribute, scalar).compile(inner)
         relation = self._relation_value_path(resolved, inner)
         if relation is not None:
             return relation
@@ -406,12 +408,27 @@ class _Compiler:
                     )
                 case "type":
                     return _Scalar(m.c.member_type, func.to_jsonb(m.c.member_type))
+                case "display":
+                    # The display the store returns: the member's displayName, else userName.
+                    u, g = users.alias("mu"), groups.alias("mg")
+                    display = func.coalesce(
+                        select(func.coalesce(u.c.display_name, u.c.user_name))
+                        .where(u.c.id == m.c.member_id)
+                        .scalar_subquery(),
+                        select(g.c.display_name).where(g.c.id == m.c.member_id).scalar_subquery(),
+                    )
+                    return _Scalar(display, func.to_jsonb(display))
             return None
         match sub:
             case "value":
                 return _Scalar(cast(m.c.group_id, Text), func.to_jsonb(cast(m.c.group_id, Text)))
             case "type":
                 return _Scalar(literal("direct", Text), _jsonb('"direct"'))
+            case "display":
+                g = groups.alias("ug")
+                name = select(g.c.display_name).where(g.c.id == m.c.group_id).scalar_subquery()
+                return _Scalar(name, func.to_jsonb(name))
+        # `$ref` is built from the public URL at response time; it is not stored to filter on.
         return None
 
     def _relation_exists(self, cond: ColumnElement[Any]) -> ColumnElement[bool]:
