@@ -2,8 +2,10 @@
 
 The semantics are those of `scim.filter.evaluate` (the in-memory back end), so that a filter
 answers the same on the database as in memory; tests run both on the same vectors.
-Each leaf compiles to a non-NULL boolean (`coalesce(..., false)`), so that `not` and `ne` are
-the exact negations of their operands even when an attribute is absent.
+A comparison with an absent attribute is NULL in SQL. `WHERE` and `EXISTS` already read NULL
+as false, and AND/OR are monotone, so only a negation needs `NOT coalesce(x, false)` for `not`
+and `ne` to be exact complements. Leaves stay bare so that indexes on their expressions
+(`lower(user_name)`, the e-mail GIN index) remain usable.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy.dialects.postgresql import array as pg_array
 from sqlalchemy.sql.elements import KeyedColumnElement
 
 from scim import filter as f
@@ -75,7 +78,7 @@ class _Scalar:
 
 
 def _compare(attr: Attribute, op: str, value: object, x: _Scalar, name: str) -> ColumnElement[Any]:
-    """`x op value` for one single value; NULL when x is absent (callers coalesce)."""
+    """`x op value` for one single value; NULL when x is absent."""
     if value is None:
         raise InvalidFilterError(f"only 'eq null' and 'ne null' are allowed on {name}")
     kind = attr.type
@@ -132,7 +135,9 @@ def _string_op(
     op: str, text: ColumnElement[Any], value: str, *, case_exact: bool
 ) -> ColumnElement[Any]:
     left = text if case_exact else func.lower(text)
-    right: ColumnElement[Any] = literal(value if case_exact else value.lower(), Text)
+    right: ColumnElement[Any] = literal(value, Text)
+    if not case_exact:
+        right = func.lower(right)
     match op:
         case "co":
             return func.strpos(left, right) > 0
@@ -153,6 +158,11 @@ def _json_path(json: ColumnElement[Any], keys: list[str]) -> _Scalar:
     )
 
 
+def _negate(condition: ColumnElement[Any]) -> ColumnElement[bool]:
+    """Two-valued NOT: an unknown (absent) operand counts as false, so its negation is true."""
+    return not_(func.coalesce(condition, false()))
+
+
 def _as_json(x: _Scalar) -> ColumnElement[Any]:
     return x.json if x.json is not None else func.to_jsonb(x.native)
 
@@ -161,7 +171,8 @@ def _emails_contain(value: str) -> ColumnElement[bool]:
     # The expression must read exactly like the index's, `idgate_ci_values(data -> 'emails')`,
     # for the planner to use the index: the key is a literal, not a parameter.
     emails = users.c.data.op("->", return_type=JSONB)(literal_column("'emails'"))
-    return func.idgate_ci_values(emails).op("@>")(cast([value.lower()], _TEXT_ARRAY))
+    wanted = pg_array([func.lower(literal(value, Text))])
+    return func.idgate_ci_values(emails).op("@>")(wanted)
 
 
 def _present_json(json: ColumnElement[Any]) -> ColumnElement[Any]:
@@ -250,7 +261,7 @@ class _Compiler:
             case f.Or(left, right):
                 return or_(self.compile(left), self.compile(right))
             case f.Not(inner):
-                return not_(self.compile(inner))
+                return _negate(self.compile(inner))
             case f.Present(path):
                 return self._present(path)
             case f.Compare(path, op, value):
@@ -262,14 +273,14 @@ class _Compiler:
     def _leaf(self, path: f.AttrPath, op: str, value: object) -> ColumnElement[bool]:
         if op == "ne":
             # `ne` is the negation of `eq`, also for absent and multi-valued attributes.
-            return not_(self._leaf(path, "eq", value))
+            return _negate(self._leaf(path, "eq", value))
         if value is None:
             if op != "eq":
                 raise InvalidFilterError(
                     f"only 'eq null' and 'ne null' are allowed on {_written(path)}"
                 )
             # `x eq null` holds exactly when `x pr` does not, for multi-valued x too.
-            return not_(self._present(path))
+            return _negate(self._present(path))
         resolved = self._resolve(path)
         name = _written(path)
         special = self._relation(resolved, lambda attr, x: _compare(attr, op, value, x, name))
@@ -278,7 +289,7 @@ class _Compiler:
         if resolved.attribute.multi_valued:
             return self._any_element(resolved, lambda attr, x: _compare(attr, op, value, x, name))
         x = self._scalar(resolved)
-        return func.coalesce(_compare(resolved.target, op, value, x, name), false())
+        return _compare(resolved.target, op, value, x, name)
 
     def _present(self, path: f.AttrPath) -> ColumnElement[bool]:
         resolved = self._resolve(path)
@@ -294,10 +305,8 @@ class _Compiler:
         x = self._scalar(resolved) if not resolved.attribute.multi_valued else None
         if x is None:
             keys = self._data_path(resolved)
-            return func.coalesce(
-                _present_json(_as_json(_json_path(self.table.c.data, keys))), false()
-            )
-        return func.coalesce(present(resolved.target, x), false())
+            return _present_json(_as_json(_json_path(self.table.c.data, keys)))
+        return present(resolved.target, x)
 
     def _element_scalar(self, element: ColumnElement[Any], sub: str) -> _Scalar:
         return _json_path(element, [sub])
@@ -314,7 +323,7 @@ class _Compiler:
             raise InvalidFilterError(f"{attr.name} has no 'value'; name a sub-attribute")
         elements = self._elements(resolved)
         e = elements.column
-        cond = func.coalesce(test(sub, self._element_scalar(e, sub.name)), false())
+        cond = test(sub, self._element_scalar(e, sub.name))
         return select(literal(1)).select_from(elements).where(cond).exists()
 
     def _elements(self, resolved: ResolvedAttribute) -> Any:
@@ -370,7 +379,7 @@ class _Compiler:
         scalar = self._relation_scalar(sub.name)
         if scalar is None:
             raise InvalidFilterError(f"filtering on '{resolved.dotted}' is not supported")
-        cond = func.coalesce(test(sub, scalar), false())
+        cond = test(sub, scalar)
         return self._relation_exists(cond)
 
     def _relation_value_path(
@@ -461,14 +470,14 @@ class _ElementCompiler:
             case f.Or(left, right):
                 return or_(self.compile(left), self.compile(right))
             case f.Not(inner):
-                return not_(self.compile(inner))
+                return _negate(self.compile(inner))
             case f.Present(path):
                 sub = self._sub(path)
                 x = self.scalar(sub.name)
                 assert x.json is not None
-                return func.coalesce(_present_json(x.json), false())
+                return _present_json(x.json)
             case f.Compare(path, "ne", value):
-                return not_(self.compile(f.Compare(path, "eq", value)))
+                return _negate(self.compile(f.Compare(path, "eq", value)))
             case f.Compare(path, op, value):
                 sub = self._sub(path)
                 name = f"{self.attribute.name}.{sub.name}"
@@ -479,8 +488,8 @@ class _ElementCompiler:
                             f"only 'eq null' and 'ne null' are allowed on {name}"
                         )
                     assert x.json is not None
-                    return not_(func.coalesce(_present_json(x.json), false()))
-                return func.coalesce(_compare(sub, op, value, x, name), false())
+                    return _negate(_present_json(x.json))
+                return _compare(sub, op, value, x, name)
             case f.ValuePath():
                 raise InvalidFilterError("a value filter cannot nest another value filter")
         raise InvalidFilterError("unsupported filter expression")
