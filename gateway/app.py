@@ -9,9 +9,10 @@ import orjson
 from aiohttp import web
 from sqlalchemy import text
 
-from gateway.keys import CLOCK, ENGINE, SETTINGS, STORE
+from gateway.keys import CLOCK, ENGINE, SETTINGS, STORE, TOKEN_CACHE
 from gateway.scim_api import create_scim_app
 from gateway.settings import Settings
+from gateway.token_cache import TokenCache
 from storage.database import create_engine
 from storage.scim_store import ScimStore
 
@@ -40,6 +41,7 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now) -> w
     app = web.Application()
     app[SETTINGS] = settings
     app[CLOCK] = clock
+    app[TOKEN_CACHE] = TokenCache(settings.token_cache_seconds)
 
     async def database(app: web.Application) -> AsyncIterator[None]:
         assert settings.database_url is not None

@@ -9,9 +9,11 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.settings import Settings
+from gateway.token_cache import TokenCache
 from storage.scim_store import Principal, ScimStore
 
 SETTINGS = web.AppKey("settings", Settings)
+TOKEN_CACHE = web.AppKey("token_cache", TokenCache)
 ENGINE = web.AppKey("engine", AsyncEngine)
 STORE = web.AppKey("store", ScimStore)
 CLOCK = web.AppKey[Callable[[], datetime]]("clock")

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from gateway.credentials import hash_password, hash_token
 from gateway.errors import SCIM_CONTENT_TYPE, Handler, scim_errors, scim_json
-from gateway.keys import CLOCK, PRINCIPAL, SETTINGS, STORE
+from gateway.keys import CLOCK, PRINCIPAL, SETTINGS, STORE, TOKEN_CACHE
 from scim import discovery
 from scim.errors import (
     InvalidFilterError,
@@ -69,16 +69,17 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     scheme, _, secret = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         raise UnauthorizedError("a bearer token is required")
-    settings = request.config_dict[SETTINGS]
-    principal = await request.config_dict[STORE].authenticate(
-        hash_token(secret.strip()),
-        request.match_info["tenant"],
-        request.config_dict[CLOCK](),
-        settings.token_touch_seconds,
-    )
+    settings, cache = request.config_dict[SETTINGS], request.config_dict[TOKEN_CACHE]
+    secret_hash, slug = hash_token(secret.strip()), request.match_info["tenant"]
+    principal = cache.get(secret_hash, slug)
     if principal is None:
-        # One answer for unknown, revoked and other-tenant tokens: nothing to probe.
-        raise UnauthorizedError("the bearer token is not valid for this tenant")
+        principal = await request.config_dict[STORE].authenticate(
+            secret_hash, slug, request.config_dict[CLOCK](), settings.token_touch_seconds
+        )
+        if principal is None:
+            # One answer for unknown, revoked and other-tenant tokens: nothing to probe.
+            raise UnauthorizedError("the bearer token is not valid for this tenant")
+        cache.put(secret_hash, slug, principal)
     request[PRINCIPAL] = principal
     return await handler(request)
 

@@ -45,6 +45,12 @@ class Settings(BaseModel):
     )
     filter_max_length: int = Field(4096, ge=16, description="Longest `filter` accepted.")
     filter_max_depth: int = Field(32, ge=1, description="Deepest filter nesting accepted.")
+    token_cache_seconds: float = Field(
+        5.0,
+        ge=0,
+        description="How long a process trusts a token it has checked; a revoked token stops "
+        "working within this time. 0 checks the database on every request.",
+    )
     token_touch_seconds: float = Field(
         60.0, ge=0, description="A SCIM token's last-used time is written at most this often."
     )

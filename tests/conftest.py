@@ -67,7 +67,9 @@ def database_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
-    return Settings(database_url=database_url, public_url="http://scim.test")
+    # Token checks hit the database every time, so revocation tests see it at once;
+    # tests/test_token_cache.py covers the cache.
+    return Settings(database_url=database_url, public_url="http://scim.test", token_cache_seconds=0)
 
 
 @pytest.fixture(scope="session")

@@ -74,6 +74,8 @@ def upgrade() -> None:
     )
     op.execute(
         "CREATE INDEX users_emails_idx ON users USING gin (idgate_ci_values(data -> 'emails'))"
+        # Entries go straight into the index: lookups never scan a pending list.
+        " WITH (fastupdate = off)"
     )
     op.create_table(
         "groups",
