@@ -8,6 +8,7 @@ explicitly; nothing about the current tenant is kept in shared state.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import Any
 
 import orjson
@@ -27,6 +28,8 @@ from scim.errors import (
 )
 from scim.filter import parse_filter
 from scim.listing import Query, list_response, parse_query, parse_search_request
+from scim.patch import MemberChanges, apply_patch, parse_patch_request
+from scim.quirks import normalise_patch_request, normalise_resource
 from scim.resources import parse_attribute_list, parse_resource, project
 from scim.schema import GROUP, RESOURCE_TYPES, SCHEMAS, USER, ResourceType
 from storage.filter_sql import compile_filter, sort_key
@@ -137,7 +140,7 @@ def _resource_type(request: web.Request) -> ResourceType:
 async def create(request: web.Request) -> web.Response:
     resource_type = _resource_type(request)
     body = await _body(request)
-    resource = parse_resource(resource_type, body)
+    resource = parse_resource(resource_type, normalise_resource(resource_type, body))
     principal, now, store = (
         _principal(request),
         request.config_dict[CLOCK](),
@@ -159,7 +162,7 @@ async def get(request: web.Request) -> web.Response:
     if resource_type is USER:
         found = await store.get_user(tenant_id, resource_id)
     else:
-        found = await store.get_group(tenant_id, resource_id)
+        found = await store.get_group(tenant_id, resource_id, _wants_members(*_projection(request)))
     if found is None:
         raise NotFoundError(f"{resource_type.name} {resource_id} not found")
     # RFC 7644 §3.14: a GET with a matching If-None-Match is answered 304.
@@ -177,7 +180,7 @@ async def replace(request: web.Request) -> web.Response:
     if resource_type is USER:
 
         async def build_user(current: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
-            resource = parse_resource(USER, body, existing=current)
+            resource = parse_resource(USER, normalise_resource(USER, body), existing=current)
             password = resource.pop("password", None)
             return resource, (await hash_password(password) if password else None)
 
@@ -185,7 +188,7 @@ async def replace(request: web.Request) -> web.Response:
     else:
 
         async def build_group(current: dict[str, Any]) -> dict[str, Any]:
-            return parse_resource(GROUP, body, existing=current)
+            return parse_resource(GROUP, normalise_resource(GROUP, body), existing=current)
 
         updated = await store.replace_group(tenant_id, resource_id, build_group, if_match, now)
     return _one(request, resource_type, updated)
@@ -200,6 +203,57 @@ async def remove(request: web.Request) -> web.Response:
     else:
         await store.delete_group(tenant_id, request.match_info["id"], if_match)
     return web.Response(status=204)
+
+
+def _wants_members(attributes: tuple[str, ...], excluded: tuple[str, ...]) -> bool:
+    """Whether a Group response shows `members`: if not, they are never loaded."""
+
+    def names_members(items: tuple[str, ...]) -> bool:
+        core = GROUP.schema.id.lower() + ":"
+        return any(i.lower().removeprefix(core).split(".")[0] == "members" for i in items)
+
+    if attributes:
+        return names_members(attributes)
+    return not names_members(excluded)
+
+
+async def patch(request: web.Request) -> web.Response:
+    """RFC 7644 §3.5.2. A User answers 200 with the resource; a Group answers 204 unless the
+    request names `attributes` (what Entra ID and Okta expect; no member list is sent back)."""
+    resource_type = _resource_type(request)
+    operations = parse_patch_request(normalise_patch_request(await _body(request)))
+    store, now = request.config_dict[STORE], request.config_dict[CLOCK]()
+    tenant_id, resource_id = _principal(request).tenant_id, request.match_info["id"]
+    if_match = request.headers.get("If-Match")
+    attributes, excluded = _projection(request)
+    if resource_type is USER:
+
+        async def build_user(current: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+            patched, _ = apply_patch(USER, current, operations)
+            resource = parse_resource(USER, normalise_resource(USER, patched), existing=current)
+            password = resource.pop("password", None)
+            return resource, (await hash_password(password) if password else None)
+
+        updated = await store.replace_user(tenant_id, resource_id, build_user, if_match, now)
+        return _one(request, USER, updated)
+
+    async def build_group(current: dict[str, Any]) -> tuple[dict[str, Any], MemberChanges]:
+        patched, changes = apply_patch(GROUP, current, operations, split_members=True)
+        resource = parse_resource(GROUP, normalise_resource(GROUP, patched), existing=current)
+        return resource, changes
+
+    show = bool(request.query.get("attributes") or request.query.get("excludedAttributes"))
+    updated = await store.patch_group(
+        tenant_id,
+        resource_id,
+        build_group,
+        if_match,
+        now,
+        with_members=show and _wants_members(attributes, excluded),
+    )
+    if not show:
+        return web.Response(status=204, headers={"ETag": updated["meta"]["version"]})
+    return _one(request, GROUP, updated)
 
 
 async def not_implemented(request: web.Request) -> web.Response:
@@ -221,13 +275,22 @@ def _where(request: web.Request, resource_type: ResourceType, text: str | None) 
     return compile_filter(resource_type.name, node)
 
 
+def _lister(request: web.Request, resource_type: ResourceType, query: Query) -> Any:
+    store = request.config_dict[STORE]
+    if resource_type is USER:
+        return store.list_users
+    return partial(
+        store.list_groups, with_members=_wants_members(query.attributes, query.excluded_attributes)
+    )
+
+
 async def _list_one(
     request: web.Request, resource_type: ResourceType, query: Query
 ) -> dict[str, Any]:
-    store, tenant_id = request.config_dict[STORE], _principal(request).tenant_id
+    tenant_id = _principal(request).tenant_id
     where = _where(request, resource_type, query.filter)
     order = sort_key(resource_type.name, query.sort_by) if query.sort_by else None
-    lister = store.list_users if resource_type is USER else store.list_groups
+    lister = _lister(request, resource_type, query)
     page = await lister(tenant_id, where, order, query.descending, query.start_index, query.count)
     resources = [
         _present(request, resource_type, r, query.attributes, query.excluded_attributes)
@@ -276,11 +339,11 @@ async def search_root(request: web.Request) -> web.Response:
             errors.append(exc)
     if not parts:
         raise errors[0]
-    store, tenant_id = request.config_dict[STORE], _principal(request).tenant_id
+    tenant_id = _principal(request).tenant_id
     resources: list[dict[str, Any]] = []
     total, skip, remaining = 0, query.start_index - 1, query.count
     for resource_type, where in parts:
-        lister = store.list_users if resource_type is USER else store.list_groups
+        lister = _lister(request, resource_type, query)
         page = await lister(tenant_id, where, None, False, skip + 1, remaining)
         resources.extend(
             _present(request, resource_type, r, query.attributes, query.excluded_attributes)
@@ -306,7 +369,7 @@ async def service_provider_config(request: web.Request) -> web.Response:
         documentation_uri=None,
         max_results=settings.scim_max_results,
         max_payload_size=settings.max_body_bytes,
-        patch=False,
+        patch=True,
         bulk=False,
         etag=True,
         sort=True,
@@ -354,7 +417,7 @@ def create_scim_app(client_max_size: int) -> web.Application:
     r.add_post(f"/{{tenant}}/{kind}/.search", search_resources)
     r.add_get(f"/{{tenant}}/{kind}/{{id}}", get)
     r.add_put(f"/{{tenant}}/{kind}/{{id}}", replace)
-    r.add_patch(f"/{{tenant}}/{kind}/{{id}}", not_implemented)
+    r.add_patch(f"/{{tenant}}/{kind}/{{id}}", patch)
     r.add_delete(f"/{{tenant}}/{kind}/{{id}}", remove)
     return app
 

@@ -400,7 +400,11 @@ GROUP_SCHEMA = Schema(
                 Attribute(
                     "display",
                     mutability=Mutability.READ_ONLY,
-                    description="A human-readable name of the member.",
+                    # RFC 7643 §8.7.1 returns it by default. Here it is returned on request
+                    # (`attributes=members.display`): clients compare the members they sent
+                    # with those returned, and a server-made display breaks that equality.
+                    returned=Returned.REQUEST,
+                    description="A human-readable name of the member (on request).",
                 ),
                 Attribute(
                     "type",

@@ -204,7 +204,6 @@ _USER = _Target(
         "externalId": lambda: _Scalar(users.c.external_id, func.to_jsonb(users.c.external_id)),
         "userName": lambda: _Scalar(users.c.user_name, func.to_jsonb(users.c.user_name)),
         "displayName": lambda: _Scalar(users.c.display_name, func.to_jsonb(users.c.display_name)),
-        "active": _col(users.c.active, json=True),
         "meta.created": _col(users.c.created_at, json=True),
         "meta.lastModified": _col(users.c.updated_at, json=True),
         "meta.resourceType": lambda: _Scalar(literal("User", Text), _jsonb('"User"')),

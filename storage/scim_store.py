@@ -46,6 +46,7 @@ from scim.errors import (
     PreconditionFailedError,
     UniquenessError,
 )
+from scim.patch import MemberChanges
 from storage.filter_sql import parse_uuid
 from storage.tables import group_members, groups, scim_tokens, tenants, users
 
@@ -168,14 +169,12 @@ def _user_columns(resource: dict[str, Any]) -> dict[str, Any]:
         "user_name": resource["userName"],
         "external_id": resource.get("externalId"),
         "display_name": resource.get("displayName"),
-        "active": resource.get("active", True),
+        "active": resource.get("active") is not False,
     }
 
 
 def _user_data(resource: dict[str, Any]) -> dict[str, Any]:
-    data = {k: v for k, v in resource.items() if k not in ("id", "meta", "groups", "password")}
-    data.setdefault("active", True)
-    return data
+    return {k: v for k, v in resource.items() if k not in ("id", "meta", "groups", "password")}
 
 
 def _group_data(resource: dict[str, Any]) -> dict[str, Any]:
@@ -184,6 +183,7 @@ def _group_data(resource: dict[str, Any]) -> dict[str, Any]:
 
 ReplaceUser = Callable[[dict[str, Any]], Awaitable[tuple[dict[str, Any], str | None]]]
 ReplaceGroup = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+PatchGroup = Callable[[dict[str, Any]], Awaitable[tuple[dict[str, Any], MemberChanges]]]
 
 
 class ScimStore:
@@ -308,7 +308,9 @@ class ScimStore:
         now: datetime,
     ) -> dict[str, Any]:
         user_id = uuid.uuid4()
-        data = _user_data(resource)
+        # A new user is active unless the client says otherwise. A later PUT or PATCH may
+        # unassign `active`; the `active` column then still reads true (not deactivated).
+        data = {"active": True} | _user_data(resource)
         try:
             async with self.engine.begin() as conn:
                 row = (
@@ -548,7 +550,9 @@ class ScimStore:
             members = (await self._members(conn, [group_id]))[group_id]
         return _group(row, members)
 
-    async def get_group(self, tenant_id: uuid.UUID, group_id: str) -> dict[str, Any] | None:
+    async def get_group(
+        self, tenant_id: uuid.UUID, group_id: str, with_members: bool = True
+    ) -> dict[str, Any] | None:
         gid = parse_uuid(group_id)
         if gid is None:
             return None
@@ -562,7 +566,7 @@ class ScimStore:
             ).one_or_none()
             if row is None:
                 return None
-            members = (await self._members(conn, [gid]))[gid]
+            members = (await self._members(conn, [gid]))[gid] if with_members else []
         return _group(row, members)
 
     async def replace_group(
@@ -610,6 +614,67 @@ class ScimStore:
             ).one()
             await self._set_members(conn, tenant_id, gid, kinds, replace=True)
             members = (await self._members(conn, [gid]))[gid]
+        return _group(updated, members)
+
+    async def patch_group(
+        self,
+        tenant_id: uuid.UUID,
+        group_id: str,
+        patch: PatchGroup,
+        if_match: str | None,
+        now: datetime,
+        with_members: bool,
+    ) -> dict[str, Any]:
+        """Lock the group (not its members), let `patch(current)` build the new resource and
+        the membership changes, and apply those set-wise: the member list is never loaded,
+        so the cost follows the size of the change, not of the group."""
+        gid = parse_uuid(group_id)
+        if gid is None:
+            raise NotFoundError(f"Group {group_id} not found")
+        m = group_members
+        async with self.engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    select(*_GROUP_COLUMNS)
+                    .where(groups.c.tenant_id == tenant_id, groups.c.id == gid)
+                    .with_for_update()
+                )
+            ).one_or_none()
+            if row is None:
+                raise NotFoundError(f"Group {group_id} not found")
+            _check_version(if_match, row.version)
+            resource, changes = await patch(_group(row, []))
+            incoming = [member["value"] for member in (changes.replace or changes.add)]
+            if str(gid) in incoming:
+                raise InvalidValueError("a group cannot be a member of itself")
+            kinds = await self._resolve_members(conn, tenant_id, incoming)
+            if changes.replace is not None:
+                await self._set_members(conn, tenant_id, gid, kinds, replace=True)
+            else:
+                if changes.remove_all:
+                    await conn.execute(delete(m).where(m.c.group_id == gid))
+                gone = [u for u in map(parse_uuid, changes.remove) if u is not None]
+                if gone:
+                    await conn.execute(
+                        delete(m).where(m.c.group_id == gid, m.c.member_id.in_(gone))
+                    )
+                await self._set_members(conn, tenant_id, gid, kinds, replace=False)
+            data = _group_data(resource)
+            updated = (
+                await conn.execute(
+                    update(groups)
+                    .where(groups.c.id == gid)
+                    .values(
+                        display_name=data["displayName"],
+                        external_id=data.get("externalId"),
+                        data=data,
+                        version=row.version + 1,
+                        updated_at=now,
+                    )
+                    .returning(*_GROUP_COLUMNS)
+                )
+            ).one()
+            members = (await self._members(conn, [gid]))[gid] if with_members else []
         return _group(updated, members)
 
     async def delete_group(self, tenant_id: uuid.UUID, group_id: str, if_match: str | None) -> None:

@@ -24,8 +24,15 @@ async def test_group_with_members_and_user_groups(scim: Scim) -> None:
     members = {m["value"]: m for m in created["members"]}
     assert set(members) == {alice, bob}
     assert members[alice]["type"] == "User"
-    assert members[alice]["display"] == "alice@corp.example"
+    assert "display" not in members[alice]  # returned on request only
     assert members[alice]["$ref"].endswith(f"/Users/{alice}")
+    _, shown, _ = await scim.get(
+        f"/Groups/{created['id']}", params={"attributes": "members.value,members.display"}
+    )
+    assert {m["value"]: m["display"] for m in shown["members"]} == {
+        alice: "alice@corp.example",
+        bob: "bob@corp.example",
+    }
     _, fetched_user, _ = await scim.get(f"/Users/{alice}")
     assert fetched_user["groups"] == [
         {
