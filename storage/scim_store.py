@@ -753,11 +753,18 @@ class ScimStore:
                     order_by.desc().nulls_last() if descending else order_by.asc().nulls_last()
                 )
             ordering.append(columns.id)  # a stable order across pages
-            rows = await conn.execute(
-                query.where(where if where is not None else literal(True))
+            # Deferred join: find the page's ids first (an index-only scan when unfiltered),
+            # then read only those rows, instead of reading every skipped row's body.
+            page_ids = (
+                select(columns.id.label("page_id"))
+                .where(condition)
                 .order_by(*ordering)
                 .offset(start_index - 1)
                 .limit(count)
+                .subquery()
+            )
+            rows = await conn.execute(
+                query.join(page_ids, page_ids.c.page_id == columns.id).order_by(*ordering)
             )
             return Page(total, [build(r) for r in rows])
 
