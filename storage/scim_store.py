@@ -48,7 +48,7 @@ from scim.errors import (
 )
 from scim.patch import MemberChanges
 from storage.filter_sql import parse_uuid
-from storage.tables import group_members, groups, scim_tokens, tenants, users
+from storage.tables import group_members, groups, resource_counts, scim_tokens, tenants, users
 
 UNIQUE_VIOLATION = "23505"
 
@@ -431,7 +431,7 @@ class ScimStore:
     ) -> Page:
         query = self._user_select(tenant_id)
         return await self._page(
-            query, users.c, where, order_by, descending, start_index, count, _user
+            tenant_id, query, users.c, where, order_by, descending, start_index, count, _user
         )
 
     # --- groups ------------------------------------------------------------------------
@@ -712,7 +712,15 @@ class ScimStore:
     ) -> Page:
         query = select(*_GROUP_COLUMNS).where(groups.c.tenant_id == tenant_id)
         page = await self._page(
-            query, groups.c, where, order_by, descending, start_index, count, lambda r: r
+            tenant_id,
+            query,
+            groups.c,
+            where,
+            order_by,
+            descending,
+            start_index,
+            count,
+            lambda r: r,
         )
         rows: list[Any] = page.resources
         if not rows:
@@ -728,6 +736,7 @@ class ScimStore:
 
     async def _page(
         self,
+        tenant_id: uuid.UUID,
         query: Select[Any],
         columns: Any,
         where: ColumnElement[bool] | None,
@@ -741,10 +750,16 @@ class ScimStore:
         assert tenant_filter is not None
         condition = and_(tenant_filter, where) if where is not None else tenant_filter
         table = columns.id.table
+        if where is None:
+            counts = resource_counts
+            kind = "User" if table is users else "Group"
+            counting = select(func.coalesce(func.sum(counts.c.n), 0)).where(
+                counts.c.tenant_id == tenant_id, counts.c.kind == kind
+            )
+        else:
+            counting = select(func.count()).select_from(table).where(condition)
         async with self.engine.connect() as conn:
-            total = (
-                await conn.execute(select(func.count()).select_from(table).where(condition))
-            ).scalar_one()
+            total = int((await conn.execute(counting)).scalar_one())
             if count == 0 or start_index > total:
                 return Page(total, [])
             ordering: list[ColumnElement[Any]] = []

@@ -9,6 +9,7 @@ by rewriting a list.
 from __future__ import annotations
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    SmallInteger,
     Table,
     Text,
     Uuid,
@@ -73,6 +75,16 @@ groups = Table(
     Column("version", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Kept by triggers (migration 0002): the exact number of users / groups per tenant, in slots.
+resource_counts = Table(
+    "resource_counts",
+    metadata,
+    Column("tenant_id", Uuid, ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True),
+    Column("kind", Text, primary_key=True),  # 'User' | 'Group'
+    Column("slot", SmallInteger, primary_key=True),
+    Column("n", BigInteger, nullable=False),
 )
 
 group_members = Table(

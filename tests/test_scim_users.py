@@ -295,3 +295,15 @@ async def test_authentication_is_required(scim: Scim) -> None:
         body = await resp.json(content_type=None)
         assert body["status"] == "401"
         assert access.token not in json.dumps(body)
+
+
+async def test_total_results_stay_exact_through_creates_and_deletes(scim: Scim) -> None:
+    created = await asyncio.gather(
+        *(scim.post("/Users", user(f"n{i}@corp.example")) for i in range(40))
+    )
+    for _, body, _ in created[:15]:
+        assert (await scim.delete(f"/Users/{body['id']}"))[0] == 204
+    await scim.post("/Users", user("n0@corp.example"))  # re-create a deleted userName
+    _, page, _ = await scim.get("/Users", params={"count": "0"})
+    _, filtered, _ = await scim.get("/Users", params={"filter": 'userName sw "n"', "count": "0"})
+    assert page["totalResults"] == filtered["totalResults"] == 26
