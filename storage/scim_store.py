@@ -26,6 +26,7 @@ from sqlalchemy import (
     Select,
     String,
     and_,
+    bindparam,
     delete,
     func,
     insert,
@@ -130,6 +131,20 @@ _USER_COLUMNS = (
     users.c.updated_at,
     _user_groups,
 )
+# Hot-path statements built once: SQLAlchemy then reuses their cache key and compiled form.
+_GET_USER = select(*_USER_COLUMNS).where(
+    users.c.tenant_id == bindparam("tenant_id"), users.c.id == bindparam("user_id")
+)
+_AUTHENTICATE = (
+    select(scim_tokens.c.id, scim_tokens.c.last_used_at, tenants.c.id.label("tid"))
+    .select_from(scim_tokens.join(tenants))
+    .where(
+        scim_tokens.c.secret_hash == bindparam("secret_hash"),
+        scim_tokens.c.revoked_at.is_(None),
+        tenants.c.slug == bindparam("slug"),
+    )
+)
+
 _GROUP_COLUMNS = (
     groups.c.id,
     groups.c.data,
@@ -189,6 +204,8 @@ PatchGroup = Callable[[dict[str, Any]], Awaitable[tuple[dict[str, Any], MemberCh
 class ScimStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        # Single-statement reads need no transaction: no BEGIN / ROLLBACK round trips.
+        self.reader = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     # --- tenants and tokens -------------------------------------------------------------
 
@@ -277,25 +294,15 @@ class ScimStore:
         `last_used_at` is written at most once per `touch_after` seconds per token, so that
         authentication is one read on the hot path.
         """
-        async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(scim_tokens.c.id, scim_tokens.c.last_used_at, tenants.c.id.label("tid"))
-                    .select_from(scim_tokens.join(tenants))
-                    .where(
-                        scim_tokens.c.secret_hash == secret_hash,
-                        scim_tokens.c.revoked_at.is_(None),
-                        tenants.c.slug == tenant_slug,
-                    )
-                )
-            ).one_or_none()
+        async with self.reader.connect() as conn:
+            params = {"secret_hash": secret_hash, "slug": tenant_slug}
+            row = (await conn.execute(_AUTHENTICATE, params)).one_or_none()
             if row is None:
                 return None
             if row.last_used_at is None or (now - row.last_used_at).total_seconds() > touch_after:
                 await conn.execute(
                     update(scim_tokens).where(scim_tokens.c.id == row.id).values(last_used_at=now)
                 )
-                await conn.commit()
         return Principal(row.id, row.tid, tenant_slug)
 
     # --- users -------------------------------------------------------------------------
@@ -344,10 +351,9 @@ class ScimStore:
         uid = parse_uuid(user_id)
         if uid is None:
             return None
-        async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(self._user_select(tenant_id).where(users.c.id == uid))
-            ).one_or_none()
+        async with self.reader.connect() as conn:
+            params = {"tenant_id": tenant_id, "user_id": uid}
+            row = (await conn.execute(_GET_USER, params)).one_or_none()
         return _user(row) if row else None
 
     async def replace_user(
