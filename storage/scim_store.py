@@ -752,42 +752,56 @@ class ScimStore:
         count: int,
         build: Callable[[Any], Any],
     ) -> Page:
+        """One statement reads a page and its exact total, in one snapshot.
+
+        Unfiltered, the total is the trigger-kept count; filtered, a window count over the
+        matches. The page's ids are found first and only those rows are read (a deferred
+        join), so skipped rows' bodies are never fetched.
+        """
         tenant_filter = query.whereclause
         assert tenant_filter is not None
         condition = and_(tenant_filter, where) if where is not None else tenant_filter
         table = columns.id.table
+        counting: Select[Any]
         if where is None:
-            counts = resource_counts
             kind = "User" if table is users else "Group"
-            counting = select(func.coalesce(func.sum(counts.c.n), 0)).where(
-                counts.c.tenant_id == tenant_id, counts.c.kind == kind
+            counting = select(func.coalesce(func.sum(resource_counts.c.n), 0)).where(
+                resource_counts.c.tenant_id == tenant_id, resource_counts.c.kind == kind
             )
+            total_column: ColumnElement[Any] = counting.scalar_subquery()
         else:
             counting = select(func.count()).select_from(table).where(condition)
-        async with self.engine.connect() as conn:
-            total = int((await conn.execute(counting)).scalar_one())
-            if count == 0 or start_index > total:
-                return Page(total, [])
+            total_column = func.count().over()
+        async with self.reader.connect() as conn:
+            if count == 0:
+                return Page(int((await conn.execute(counting)).scalar_one()), [])
             ordering: list[ColumnElement[Any]] = []
             if order_by is not None:
                 ordering.append(
                     order_by.desc().nulls_last() if descending else order_by.asc().nulls_last()
                 )
             ordering.append(columns.id)  # a stable order across pages
-            # Deferred join: find the page's ids first (an index-only scan when unfiltered),
-            # then read only those rows, instead of reading every skipped row's body.
             page_ids = (
-                select(columns.id.label("page_id"))
+                select(columns.id.label("page_id"), total_column.label("total"))
                 .where(condition)
                 .order_by(*ordering)
                 .offset(start_index - 1)
                 .limit(count)
                 .subquery()
             )
-            rows = await conn.execute(
-                query.join(page_ids, page_ids.c.page_id == columns.id).order_by(*ordering)
-            )
-            return Page(total, [build(r) for r in rows])
+            rows = (
+                await conn.execute(
+                    query.join(page_ids, page_ids.c.page_id == columns.id)
+                    .add_columns(page_ids.c.total)
+                    .order_by(*ordering)
+                )
+            ).all()
+            if rows:
+                return Page(int(rows[0].total), [build(r) for r in rows])
+            if start_index == 1 and where is not None:
+                return Page(0, [])  # nothing matches
+            # Past the end of the list: the page is empty, the total still exact.
+            return Page(int((await conn.execute(counting)).scalar_one()), [])
 
 
 def _check_version(if_match: str | None, version: int) -> None:
