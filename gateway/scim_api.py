@@ -30,7 +30,7 @@ from scim.filter import parse_filter
 from scim.listing import Query, list_response, parse_query, parse_search_request
 from scim.patch import MemberChanges, apply_patch, parse_patch_request
 from scim.quirks import normalise_patch_request, normalise_resource
-from scim.resources import parse_attribute_list, parse_resource, project
+from scim.resources import parse_attribute_list, parse_resource, project_stored
 from scim.schema import GROUP, RESOURCE_TYPES, SCHEMAS, USER, ResourceType
 from storage.filter_sql import compile_filter, sort_key
 from storage.scim_store import Principal
@@ -103,7 +103,9 @@ def _present(
         for ref in resource.get(key, ()):
             endpoint = "/Groups" if (kind or ref.get("type")) == "Group" else "/Users"
             ref["$ref"] = f"{base}{endpoint}/{ref['value']}"
-    return project(resource_type, resource, attributes=attributes, excluded_attributes=excluded)
+    return project_stored(
+        resource_type, resource, attributes=attributes, excluded_attributes=excluded
+    )
 
 
 def _one(

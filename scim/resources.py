@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
+import functools
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -391,6 +392,66 @@ def parse_attribute_list(text: str | None) -> tuple[str, ...]:
     if text is None:
         return ()
     return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
+def project_stored(
+    resource_type: ResourceType,
+    resource: Mapping[str, Any],
+    *,
+    attributes: Sequence[str] = (),
+    excluded_attributes: Sequence[str] = (),
+) -> dict[str, Any]:
+    """`project` for a resource as the store returns it: canonical names and order, built from
+    `parse_resource` output plus `id`, `meta` and read-only relations.
+
+    Without `attributes` and `excluded_attributes` such a resource already is its default
+    representation except for `returned: never` and `returned: request` values, so only those
+    are dropped; this is the hot path of every list page.
+    """
+    if attributes or excluded_attributes or _extension_hides(resource_type):
+        return project(
+            resource_type,
+            resource,
+            attributes=attributes,
+            excluded_attributes=excluded_attributes,
+        )
+    top, subs = _hidden_by_default(resource_type)
+    out = {k: v for k, v in resource.items() if k not in top}
+    for attr_name, sub_names in subs:
+        values = out.get(attr_name)
+        if isinstance(values, list):
+            out[attr_name] = [
+                {k: v for k, v in item.items() if k not in sub_names}
+                if isinstance(item, Mapping)
+                else item
+                for item in values
+            ]
+    return out
+
+
+@functools.cache
+def _extension_hides(resource_type: ResourceType) -> bool:
+    hidden = (Returned.NEVER, Returned.REQUEST)
+    return any(
+        a.returned in hidden or any(s.returned in hidden for s in a.sub_attributes)
+        for ext, _required in resource_type.extensions
+        for a in ext.attributes
+    )
+
+
+@functools.cache
+def _hidden_by_default(
+    resource_type: ResourceType,
+) -> tuple[frozenset[str], tuple[tuple[str, frozenset[str]], ...]]:
+    """Core attributes, and sub-attributes per attribute, not returned by default."""
+    hidden = (Returned.NEVER, Returned.REQUEST)
+    top = frozenset(a.name for a in resource_type.schema.attributes if a.returned in hidden)
+    subs = tuple(
+        (a.name, frozenset(s.name for s in a.sub_attributes if s.returned in hidden))
+        for a in resource_type.schema.attributes
+        if any(s.returned in hidden for s in a.sub_attributes)
+    )
+    return top, subs
 
 
 def project(
