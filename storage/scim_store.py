@@ -755,8 +755,7 @@ class ScimStore:
         """One statement reads a page and its exact total, in one snapshot.
 
         Unfiltered, the total is the trigger-kept count; filtered, a window count over the
-        matches. The page's ids are found first and only those rows are read (a deferred
-        join), so skipped rows' bodies are never fetched.
+        matches.
         """
         tenant_filter = query.whereclause
         assert tenant_filter is not None
@@ -781,21 +780,31 @@ class ScimStore:
                     order_by.desc().nulls_last() if descending else order_by.asc().nulls_last()
                 )
             ordering.append(columns.id)  # a stable order across pages
-            page_ids = (
-                select(columns.id.label("page_id"), total_column.label("total"))
-                .where(condition)
-                .order_by(*ordering)
-                .offset(start_index - 1)
-                .limit(count)
-                .subquery()
-            )
-            rows = (
-                await conn.execute(
+            if where is None:
+                # Deep offsets over a whole tenant: find the page's ids first (an index-only
+                # scan), then read only those rows, never the skipped rows' bodies.
+                page_ids = (
+                    select(columns.id.label("page_id"), total_column.label("total"))
+                    .where(condition)
+                    .order_by(*ordering)
+                    .offset(start_index - 1)
+                    .limit(count)
+                    .subquery()
+                )
+                statement = (
                     query.join(page_ids, page_ids.c.page_id == columns.id)
                     .add_columns(page_ids.c.total)
                     .order_by(*ordering)
                 )
-            ).all()
+            else:
+                statement = (
+                    query.where(where)
+                    .add_columns(total_column.label("total"))
+                    .order_by(*ordering)
+                    .offset(start_index - 1)
+                    .limit(count)
+                )
+            rows = (await conn.execute(statement)).all()
             if rows:
                 return Page(int(rows[0].total), [build(r) for r in rows])
             if start_index == 1 and where is not None:
