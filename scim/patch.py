@@ -106,6 +106,7 @@ from scim.filter import (
     format_path,
     parse_path,
 )
+from scim.resources import same_value
 from scim.schema import GROUP_SCHEMA, Attribute, Mutability, ResourceType, Schema, Type, resolve
 
 __all__ = [
@@ -806,21 +807,10 @@ def _check_immutable(attr: Attribute, before: Any, after: Any, text: str) -> Non
     # attribute had no previous value."
     if attr.mutability is not Mutability.IMMUTABLE or _is_empty(before):
         return
-    if not _same(attr, before, after):
+    if not same_value(attr, before, after):
         raise MutabilityError(
             f"{text} is immutable: it already has a value and the request gives a different one"
         )
-
-
-def _same(attr: Attribute, before: Any, after: Any) -> bool:
-    if (
-        attr.type is Type.STRING
-        and not attr.case_exact
-        and isinstance(before, str)
-        and isinstance(after, str)
-    ):
-        return before.lower() == after.lower()
-    return bool(before == after)
 
 
 def _settle_primary(attr: Attribute, values: list[Any], written: Sequence[_Record]) -> None:

@@ -354,13 +354,14 @@ def _keep_immutable_value(attr: Attribute, values: dict[str, Any], before: Any, 
     after = values.get(attr.name)
     if after is None:
         values[attr.name] = copy.deepcopy(before)
-    elif not _same(attr, before, after):
+    elif not same_value(attr, before, after):
         raise MutabilityError(
             f"{path} is immutable: it already has a value and the request gives a different one"
         )
 
 
-def _same(attr: Attribute, before: Any, after: Any) -> bool:
+def same_value(attr: Attribute, before: Any, after: Any) -> bool:
+    """Whether two values of `attr` are equal, folding case unless the attribute is caseExact."""
     if (
         attr.type is Type.STRING
         and not attr.case_exact

@@ -604,20 +604,7 @@ class ScimStore:
                 raise InvalidValueError("a group cannot be a member of itself")
             kinds = await self._resolve_members(conn, tenant_id, values)
             data = _group_data(resource)
-            updated = (
-                await conn.execute(
-                    update(groups)
-                    .where(groups.c.id == gid)
-                    .values(
-                        display_name=data["displayName"],
-                        external_id=data.get("externalId"),
-                        data=data,
-                        version=row.version + 1,
-                        updated_at=now,
-                    )
-                    .returning(*_GROUP_COLUMNS)
-                )
-            ).one()
+            updated = await _write_group(conn, gid, data, row.version + 1, now)
             await self._set_members(conn, tenant_id, gid, kinds, replace=True)
             members = (await self._members(conn, [gid]))[gid]
         return _group(updated, members)
@@ -666,20 +653,7 @@ class ScimStore:
                     )
                 await self._set_members(conn, tenant_id, gid, kinds, replace=False)
             data = _group_data(resource)
-            updated = (
-                await conn.execute(
-                    update(groups)
-                    .where(groups.c.id == gid)
-                    .values(
-                        display_name=data["displayName"],
-                        external_id=data.get("externalId"),
-                        data=data,
-                        version=row.version + 1,
-                        updated_at=now,
-                    )
-                    .returning(*_GROUP_COLUMNS)
-                )
-            ).one()
+            updated = await _write_group(conn, gid, data, row.version + 1, now)
             members = (await self._members(conn, [gid]))[gid] if with_members else []
         return _group(updated, members)
 
@@ -811,6 +785,24 @@ class ScimStore:
                 return Page(0, [])  # nothing matches
             # Past the end of the list: the page is empty, the total still exact.
             return Page(int((await conn.execute(counting)).scalar_one()), [])
+
+
+async def _write_group(
+    conn: AsyncConnection, gid: uuid.UUID, data: dict[str, Any], version: int, now: datetime
+) -> Any:
+    statement = (
+        update(groups)
+        .where(groups.c.id == gid)
+        .values(
+            display_name=data["displayName"],
+            external_id=data.get("externalId"),
+            data=data,
+            version=version,
+            updated_at=now,
+        )
+        .returning(*_GROUP_COLUMNS)
+    )
+    return (await conn.execute(statement)).one()
 
 
 def _check_version(if_match: str | None, version: int) -> None:
