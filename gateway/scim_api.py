@@ -96,8 +96,9 @@ def _present(
     resource: dict[str, Any],
     attributes: tuple[str, ...] = (),
     excluded: tuple[str, ...] = (),
+    base: str | None = None,
 ) -> dict[str, Any]:
-    base = base_url(request)
+    base = base or base_url(request)
     resource["meta"]["location"] = f"{base}{resource_type.endpoint}/{resource['id']}"
     for key, kind in (("members", None), ("groups", "Group")):
         for ref in resource.get(key, ()):
@@ -294,8 +295,9 @@ async def _list_one(
     order = sort_key(resource_type.name, query.sort_by) if query.sort_by else None
     lister = _lister(request, resource_type, query)
     page = await lister(tenant_id, where, order, query.descending, query.start_index, query.count)
+    base = base_url(request)
     resources = [
-        _present(request, resource_type, r, query.attributes, query.excluded_attributes)
+        _present(request, resource_type, r, query.attributes, query.excluded_attributes, base)
         for r in page.resources
     ]
     return list_response(resources, total=page.total, start_index=query.start_index)
@@ -344,11 +346,12 @@ async def search_root(request: web.Request) -> web.Response:
     tenant_id = _principal(request).tenant_id
     resources: list[dict[str, Any]] = []
     total, skip, remaining = 0, query.start_index - 1, query.count
+    base = base_url(request)
     for resource_type, where in parts:
         lister = _lister(request, resource_type, query)
         page = await lister(tenant_id, where, None, False, skip + 1, remaining)
         resources.extend(
-            _present(request, resource_type, r, query.attributes, query.excluded_attributes)
+            _present(request, resource_type, r, query.attributes, query.excluded_attributes, base)
             for r in page.resources
         )
         remaining -= len(page.resources)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import base64
 import binascii
 import copy
-import functools
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -409,14 +408,15 @@ def project_stored(
     representation except for `returned: never` and `returned: request` values, so only those
     are dropped; this is the hot path of every list page.
     """
-    if attributes or excluded_attributes or _extension_hides(resource_type):
+    hidden = _hidden_by_default(resource_type)
+    if attributes or excluded_attributes or hidden is None:
         return project(
             resource_type,
             resource,
             attributes=attributes,
             excluded_attributes=excluded_attributes,
         )
-    top, subs = _hidden_by_default(resource_type)
+    top, subs = hidden
     out = {k: v for k, v in resource.items() if k not in top}
     for attr_name, sub_names in subs:
         values = out.get(attr_name)
@@ -430,22 +430,29 @@ def project_stored(
     return out
 
 
-@functools.cache
-def _extension_hides(resource_type: ResourceType) -> bool:
+_Hidden = tuple[frozenset[str], tuple[tuple[str, frozenset[str]], ...]]
+# Keyed by the resource type's name: hashing the frozen schema tree on every call would cost
+# more than the projection itself.
+_HIDDEN: dict[str, _Hidden | None] = {}
+
+
+def _hidden_by_default(resource_type: ResourceType) -> _Hidden | None:
+    """Core attributes, and sub-attributes per attribute, not returned by default; None when an
+    extension hides any (the fast path does not look into extension blocks)."""
+    key = resource_type.name
+    if key not in _HIDDEN:
+        _HIDDEN[key] = _compute_hidden(resource_type)
+    return _HIDDEN[key]
+
+
+def _compute_hidden(resource_type: ResourceType) -> _Hidden | None:
     hidden = (Returned.NEVER, Returned.REQUEST)
-    return any(
+    if any(
         a.returned in hidden or any(s.returned in hidden for s in a.sub_attributes)
         for ext, _required in resource_type.extensions
         for a in ext.attributes
-    )
-
-
-@functools.cache
-def _hidden_by_default(
-    resource_type: ResourceType,
-) -> tuple[frozenset[str], tuple[tuple[str, frozenset[str]], ...]]:
-    """Core attributes, and sub-attributes per attribute, not returned by default."""
-    hidden = (Returned.NEVER, Returned.REQUEST)
+    ):
+        return None
     top = frozenset(a.name for a in resource_type.schema.attributes if a.returned in hidden)
     subs = tuple(
         (a.name, frozenset(s.name for s in a.sub_attributes if s.returned in hidden))
