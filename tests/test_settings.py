@@ -32,3 +32,10 @@ def test_unknown_and_invalid_settings_are_refused(tmp_path: Path) -> None:
 
 def test_configuration_doc_is_current() -> None:
     assert (ROOT / "docs" / "configuration.md").read_text() == configuration_markdown()
+
+
+@pytest.mark.parametrize("example", sorted((ROOT / "deploy").glob("*.toml")))
+def test_deploy_examples_load(example: Path) -> None:
+    settings = Settings.load(example, env={})
+    assert settings.database_url is not None
+    assert settings.base_url.startswith("https://")
