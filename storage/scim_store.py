@@ -204,8 +204,9 @@ PatchGroup = Callable[[dict[str, Any]], Awaitable[tuple[dict[str, Any], MemberCh
 class ScimStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        # Single-statement reads need no transaction: no BEGIN / ROLLBACK round trips.
-        self.reader = engine.execution_options(isolation_level="AUTOCOMMIT")
+        # A single statement is atomic on its own: reads, and writes of one statement, skip
+        # the BEGIN / COMMIT (or ROLLBACK) round trips of an explicit transaction.
+        self.single = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     # --- tenants and tokens -------------------------------------------------------------
 
@@ -294,7 +295,7 @@ class ScimStore:
         `last_used_at` is written at most once per `touch_after` seconds per token, so that
         authentication is one read on the hot path.
         """
-        async with self.reader.connect() as conn:
+        async with self.single.connect() as conn:
             params = {"secret_hash": secret_hash, "slug": tenant_slug}
             row = (await conn.execute(_AUTHENTICATE, params)).one_or_none()
             if row is None:
@@ -319,7 +320,8 @@ class ScimStore:
         # unassign `active`; the `active` column then still reads true (not deactivated).
         data = {"active": True} | _user_data(resource)
         try:
-            async with self.engine.begin() as conn:
+            # One INSERT (its count trigger runs in the same statement's transaction).
+            async with self.single.connect() as conn:
                 row = (
                     await conn.execute(
                         insert(users)
@@ -351,7 +353,7 @@ class ScimStore:
         uid = parse_uuid(user_id)
         if uid is None:
             return None
-        async with self.reader.connect() as conn:
+        async with self.single.connect() as conn:
             params = {"tenant_id": tenant_id, "user_id": uid}
             row = (await conn.execute(_GET_USER, params)).one_or_none()
         return _user(row) if row else None
@@ -745,7 +747,7 @@ class ScimStore:
         else:
             counting = select(func.count()).select_from(table).where(condition)
             total_column = func.count().over()
-        async with self.reader.connect() as conn:
+        async with self.single.connect() as conn:
             if count == 0:
                 return Page(int((await conn.execute(counting)).scalar_one()), [])
             ordering: list[ColumnElement[Any]] = []
