@@ -1,8 +1,8 @@
 """The floor under the gateway: its SQL statements sent straight through an asyncpg pool.
 
 Each operation is what one request costs the database, without HTTP, authentication,
-SQLAlchemy or JSON shaping: a POST is one INSERT ... RETURNING in its own transaction
-(BEGIN, INSERT, COMMIT, as the store does it), a GET one SELECT with the groups sub-select.
+SQLAlchemy or JSON shaping: a POST is one INSERT ... RETURNING, autocommitted (as the store
+sends it), a GET one SELECT with the groups sub-select.
 """
 
 from __future__ import annotations
@@ -55,16 +55,15 @@ async def baseline(seeded: Seeded, concurrency: int, seconds: float) -> list[Res
     async def insert(conn: asyncpg.Connection, n: int) -> object:
         data = user(n)
         data["userName"] = f"raw-{prefix}-{next(serial)}@load.example"
-        async with conn.transaction():
-            return await conn.fetchrow(
-                INSERT,
-                uuid.uuid4(),
-                tenant,
-                data["userName"],
-                data["displayName"],
-                orjson.dumps(data).decode(),
-                datetime.now(UTC),
-            )
+        return await conn.fetchrow(
+            INSERT,
+            uuid.uuid4(),
+            tenant,
+            data["userName"],
+            data["displayName"],
+            orjson.dumps(data).decode(),
+            datetime.now(UTC),
+        )
 
     async def by_id(conn: asyncpg.Connection, _n: int) -> object:
         return await conn.fetchrow(SELECT_BY_ID, tenant, random.choice(ids))
