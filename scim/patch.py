@@ -106,7 +106,7 @@ from scim.filter import (
     format_path,
     parse_path,
 )
-from scim.resources import same_value
+from scim.resources import json_type, same_value
 from scim.schema import GROUP_SCHEMA, Attribute, Mutability, ResourceType, Schema, Type, resolve
 
 __all__ = [
@@ -208,7 +208,7 @@ def _distinct_members(members: Iterable[dict[str, Any]]) -> list[dict[str, Any]]
 def parse_patch_request(body: object) -> list[Operation]:
     """Check a PatchOp body (RFC 7644 §3.5.2) and return its operations in order."""
     if not isinstance(body, Mapping):
-        raise InvalidSyntaxError(f"The PATCH body must be a JSON object, got {_json_type(body)}")
+        raise InvalidSyntaxError(f"The PATCH body must be a JSON object, got {json_type(body)}")
     fields = _fold_keys(body, "The PATCH body")
     # RFC 7644 §3.5.2: 'The body of each request MUST contain the "schemas" attribute with the
     # URI value of "urn:ietf:params:scim:api:messages:2.0:PatchOp".'
@@ -223,7 +223,7 @@ def parse_patch_request(body: object) -> list[Operation]:
     operations = fields.get("operations")
     if not isinstance(operations, list):
         raise InvalidSyntaxError(
-            f"Operations must be an array of PATCH operations, got {_json_type(operations)}"
+            f"Operations must be an array of PATCH operations, got {json_type(operations)}"
         )
     return [_parse_operation(index, item) for index, item in enumerate(operations)]
 
@@ -232,7 +232,7 @@ def _parse_operation(index: int, item: object) -> Operation:
     where = f"Operations[{index}]"
     if not isinstance(item, Mapping):
         raise InvalidSyntaxError(
-            f"{where} must be an object with op, path and value, got {_json_type(item)}"
+            f"{where} must be an object with op, path and value, got {json_type(item)}"
         )
     fields = _fold_keys(item, where)
     # RFC 7644 §3.5.2: 'Each PATCH operation object MUST have exactly one "op" member, whose
@@ -246,7 +246,7 @@ def _parse_operation(index: int, item: object) -> Operation:
     if raw_path is not None:
         if not isinstance(raw_path, str):
             raise InvalidPathError(
-                f"{where}.path must be a string (an attribute path), got {_json_type(raw_path)}"
+                f"{where}.path must be a string (an attribute path), got {json_type(raw_path)}"
             )
         try:
             path = parse_path(raw_path)
@@ -392,7 +392,7 @@ class _Patcher:
         """Apply `op` to each attribute a value object names (a path-less value or a block)."""
         if not isinstance(value, Mapping):
             raise InvalidValueError(
-                f"{where} must be an object of attributes, got {_json_type(value)}"
+                f"{where} must be an object of attributes, got {json_type(value)}"
             )
         default_uri = None if schema is self.resource_type.schema else schema.id
         for key, item in value.items():
@@ -517,7 +517,7 @@ class _Patcher:
             if not isinstance(value, Mapping):
                 raise InvalidValueError(
                     f"{text} is a complex attribute: the value must be an object of its "
-                    f"sub-attributes, got {_json_type(value)}"
+                    f"sub-attributes, got {json_type(value)}"
                 )
             merged = dict(before) if isinstance(before, Mapping) else {}
             self.merge(attr, merged, value, text)
@@ -604,7 +604,7 @@ class _Patcher:
         elif not isinstance(value, Mapping):
             raise InvalidValueError(
                 f"{text} selects values of {attr.name}: the value must be an object, "
-                f"got {_json_type(value)}"
+                f"got {json_type(value)}"
             )
         elif op == "replace":
             # RFC 7644 §3.5.2.3: "all matching record values SHALL be replaced."
@@ -655,7 +655,7 @@ class _Patcher:
         else:
             raise InvalidValueError(
                 f"{target.text} selects values of {attr.name}: the value must be an object, "
-                f"got {_json_type(value)}"
+                f"got {json_type(value)}"
             )
         return record if matches(record) else None
 
@@ -690,7 +690,7 @@ class _Patcher:
                 continue
             if not isinstance(item, Mapping):
                 raise InvalidValueError(
-                    f"{text}: each value of {attr.name} must be an object, got {_json_type(item)}"
+                    f"{text}: each value of {attr.name} must be an object, got {json_type(item)}"
                 )
             element = self.element(attr, item, text)
             if element:
@@ -886,7 +886,7 @@ def _member_ids(node: Filter) -> list[str]:
 def _member(item: Any, where: str) -> dict[str, Any]:
     if not isinstance(item, Mapping):
         raise InvalidValueError(
-            f'{where} must be an object such as {{"value": "<id>"}}, got {_json_type(item)}'
+            f'{where} must be an object such as {{"value": "<id>"}}, got {json_type(item)}'
         )
     fields = _fold_keys(item, where)
     value = fields.get("value")
@@ -902,7 +902,7 @@ def _member(item: Any, where: str) -> dict[str, Any]:
     ref = fields.get("$ref")
     if ref is not None:
         if not isinstance(ref, str):
-            raise InvalidValueError(f"{where}.$ref must be a string (a URI), got {_json_type(ref)}")
+            raise InvalidValueError(f"{where}.$ref must be a string (a URI), got {json_type(ref)}")
         member["$ref"] = ref
     return member
 
@@ -980,19 +980,3 @@ def _path_text(path: PatchPath) -> str:
     if path.sub is not None:
         text += f".{path.sub}"
     return text
-
-
-def _json_type(value: object) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, list):
-        return "array"
-    if isinstance(value, Mapping):
-        return "object"
-    return type(value).__name__

@@ -73,7 +73,7 @@ def parse_resource(
     `InvalidValueError` or `MutabilityError` whose detail names the attribute.
     """
     if not isinstance(body, Mapping):
-        raise InvalidSyntaxError(f"The request body must be a JSON object, got {_json_type(body)}")
+        raise InvalidSyntaxError(f"The request body must be a JSON object, got {json_type(body)}")
     fields = _fold_keys(body, "The request body")
     declared = _declared_schemas(resource_type, fields)
     core_attributes = (*COMMON_ATTRIBUTES, *resource_type.schema.attributes)
@@ -88,7 +88,7 @@ def parse_resource(
         if not isinstance(entry[1], Mapping):
             raise InvalidValueError(
                 f"{ext.id} must be an object holding the extension's attributes, "
-                f"got {_json_type(entry[1])}"
+                f"got {json_type(entry[1])}"
             )
         blocks[ext.id] = _parse_attributes(ext.attributes, _fold_keys(entry[1], ext.id), ext.id)
 
@@ -130,7 +130,7 @@ def _declared_schemas(resource_type: ResourceType, fields: _Fields) -> set[str]:
     value = entry[1]
     if not isinstance(value, list) or not all(isinstance(urn, str) for urn in value):
         raise InvalidValueError(
-            f"schemas must be an array of schema URN strings, got {_json_type(value)}"
+            f"schemas must be an array of schema URN strings, got {json_type(value)}"
         )
     declared = {urn.lower() for urn in value}
     # RFC 7643 §3: "schemas" is REQUIRED and names the schemas of the attributes present.
@@ -211,7 +211,7 @@ def _parse_single(attr: Attribute, value: Any, path: str) -> Any:
     if attr.type is not Type.COMPLEX:
         return _parse_simple(attr, value, path)
     if not isinstance(value, Mapping):
-        raise InvalidValueError(f"{path} must be an object, got {_json_type(value)}")
+        raise InvalidValueError(f"{path} must be an object, got {json_type(value)}")
     fields = _fold_keys(value, path)
     values: dict[str, Any] = {}
     for sub in attr.sub_attributes:
@@ -252,7 +252,7 @@ def _parse_simple(attr: Attribute, value: Any, path: str) -> Any:
             )
     elif kind is Type.BINARY and isinstance(value, str):
         return _parse_base64(value, path)
-    raise InvalidValueError(f"{path} must be {_EXPECTED[kind]}, got {_json_type(value)}")
+    raise InvalidValueError(f"{path} must be {_EXPECTED[kind]}, got {json_type(value)}")
 
 
 def _is_xsd_datetime(text: str) -> bool:
@@ -694,7 +694,8 @@ def _in_order(attributes: Sequence[Attribute], values: Mapping[str, Any]) -> dic
     return {attr.name: values[attr.name] for attr in attributes if attr.name in values}
 
 
-def _json_type(value: object) -> str:
+def json_type(value: object) -> str:
+    """The JSON name of a value's type, for error messages."""
     if value is None:
         return "null"
     if isinstance(value, bool):

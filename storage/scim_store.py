@@ -589,16 +589,7 @@ class ScimStore:
         if gid is None:
             raise NotFoundError(f"Group {group_id} not found")
         async with self.engine.begin() as conn:
-            row = (
-                await conn.execute(
-                    select(*_GROUP_COLUMNS)
-                    .where(groups.c.tenant_id == tenant_id, groups.c.id == gid)
-                    .with_for_update()
-                )
-            ).one_or_none()
-            if row is None:
-                raise NotFoundError(f"Group {group_id} not found")
-            _check_version(if_match, row.version)
+            row = await _lock_group(conn, tenant_id, gid, group_id, if_match)
             current = _group(row, (await self._members(conn, [gid]))[gid])
             resource = await replace(current)
             values = [m["value"] for m in resource.get("members", ())]
@@ -628,16 +619,7 @@ class ScimStore:
             raise NotFoundError(f"Group {group_id} not found")
         m = group_members
         async with self.engine.begin() as conn:
-            row = (
-                await conn.execute(
-                    select(*_GROUP_COLUMNS)
-                    .where(groups.c.tenant_id == tenant_id, groups.c.id == gid)
-                    .with_for_update()
-                )
-            ).one_or_none()
-            if row is None:
-                raise NotFoundError(f"Group {group_id} not found")
-            _check_version(if_match, row.version)
+            row = await _lock_group(conn, tenant_id, gid, group_id, if_match)
             resource, changes = await patch(_group(row, []))
             incoming = [member["value"] for member in (changes.replace or changes.add)]
             if str(gid) in incoming:
@@ -787,6 +769,26 @@ class ScimStore:
                 return Page(0, [])  # nothing matches
             # Past the end of the list: the page is empty, the total still exact.
             return Page(int((await conn.execute(counting)).scalar_one()), [])
+
+
+async def _lock_group(
+    conn: AsyncConnection,
+    tenant_id: uuid.UUID,
+    gid: uuid.UUID,
+    group_id: str,
+    if_match: str | None,
+) -> Any:
+    """The group's row, locked for this transaction, after the If-Match check."""
+    statement = (
+        select(*_GROUP_COLUMNS)
+        .where(groups.c.tenant_id == tenant_id, groups.c.id == gid)
+        .with_for_update()
+    )
+    row = (await conn.execute(statement)).one_or_none()
+    if row is None:
+        raise NotFoundError(f"Group {group_id} not found")
+    _check_version(if_match, row.version)
+    return row
 
 
 async def _write_group(
