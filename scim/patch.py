@@ -106,7 +106,7 @@ from scim.filter import (
     format_path,
     parse_path,
 )
-from scim.resources import json_type, same_value
+from scim.resources import distinct_members, json_type, same_value
 from scim.schema import GROUP_SCHEMA, Attribute, Mutability, ResourceType, Schema, Type, resolve
 
 __all__ = [
@@ -162,11 +162,11 @@ class MemberChanges:
 
     def add_members(self, members: Iterable[dict[str, Any]]) -> None:
         if self.replace is not None:
-            self.replace = _distinct_members([*self.replace, *members])
+            self.replace = distinct_members([*self.replace, *members])
         elif self.remove_all:
             self.replace_members(members)
         else:
-            self.add = _distinct_members([*self.add, *members])
+            self.add = distinct_members([*self.add, *members])
             self.remove -= {member["value"] for member in self.add}
 
     def remove_members(self, ids: Iterable[str]) -> None:
@@ -185,21 +185,11 @@ class MemberChanges:
         self.replace, self.add, self.remove, self.remove_all = None, [], set(), True
 
     def replace_members(self, members: Iterable[dict[str, Any]]) -> None:
-        distinct = _distinct_members(members)
+        distinct = distinct_members(members)
         if not distinct:
             self.remove_every_member()
             return
         self.replace, self.add, self.remove, self.remove_all = distinct, [], set(), False
-
-
-def _distinct_members(members: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
-    seen: set[str] = set()
-    distinct = []
-    for member in members:
-        if member["value"] not in seen:
-            seen.add(member["value"])
-            distinct.append(member)
-    return distinct
 
 
 # --- The request --------------------------------------------------------------------------------

@@ -16,7 +16,7 @@ import binascii
 import copy
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -201,7 +201,7 @@ def _parse_multi_valued(attr: Attribute, value: Any, path: str) -> list[Any] | N
         if parsed != {}:
             items.append(parsed)
     if attr is _MEMBERS:
-        items = _distinct_members(items)
+        items = distinct_members(items)
     if attr.type is Type.COMPLEX and attr.sub("primary") is not None:
         _one_primary(items)
     return items or None
@@ -294,7 +294,8 @@ def _check_member(member: dict[str, Any], path: str) -> None:
         member["type"] = canonical
 
 
-def _distinct_members(members: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def distinct_members(members: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Members with repeated `value`s dropped, the first kept."""
     seen: set[str] = set()
     distinct = []
     for member in members:
