@@ -26,13 +26,13 @@ from scim.errors import (
     UnauthorizedError,
     UnsupportedMediaTypeError,
 )
-from scim.filter import parse_filter
+from scim.filter import Filter, parse_filter
 from scim.listing import Query, list_response, parse_query, parse_search_request
 from scim.patch import MemberChanges, apply_patch, parse_patch_request
 from scim.quirks import normalise_patch_request, normalise_resource
 from scim.resources import parse_attribute_list, parse_resource, project_stored
 from scim.schema import GROUP, RESOURCE_TYPES, SCHEMAS, USER, ResourceType
-from storage.filter_sql import compile_filter, sort_key
+from storage.filter_sql import compile_filter, sort_key, user_name_lookup
 from storage.scim_store import Principal
 
 log = logging.getLogger(__name__)
@@ -268,14 +268,18 @@ async def not_implemented(request: web.Request) -> web.Response:
 # --- listing and search ---------------------------------------------------------------------
 
 
-def _where(request: web.Request, resource_type: ResourceType, text: str | None) -> Any:
+def _parse(request: web.Request, text: str | None) -> Filter | None:
     if text is None:
         return None
     settings = request.config_dict[SETTINGS]
-    node = parse_filter(
+    return parse_filter(
         text, max_length=settings.filter_max_length, max_depth=settings.filter_max_depth
     )
-    return compile_filter(resource_type.name, node)
+
+
+def _where(request: web.Request, resource_type: ResourceType, text: str | None) -> Any:
+    node = _parse(request, text)
+    return None if node is None else compile_filter(resource_type.name, node)
 
 
 def _lister(request: web.Request, resource_type: ResourceType, query: Query) -> Any:
@@ -291,10 +295,19 @@ async def _list_one(
     request: web.Request, resource_type: ResourceType, query: Query
 ) -> dict[str, Any]:
     tenant_id = _principal(request).tenant_id
-    where = _where(request, resource_type, query.filter)
-    order = sort_key(resource_type.name, query.sort_by) if query.sort_by else None
-    lister = _lister(request, resource_type, query)
-    page = await lister(tenant_id, where, order, query.descending, query.start_index, query.count)
+    node = _parse(request, query.filter)
+    user_name = user_name_lookup(node) if resource_type is USER and not query.sort_by else None
+    if user_name is not None:
+        # What IdPs send before every create: a prepared statement, nothing to compile.
+        store = request.config_dict[STORE]
+        page = await store.find_users_by_name(tenant_id, user_name, query.start_index, query.count)
+    else:
+        where = None if node is None else compile_filter(resource_type.name, node)
+        order = sort_key(resource_type.name, query.sort_by) if query.sort_by else None
+        lister = _lister(request, resource_type, query)
+        page = await lister(
+            tenant_id, where, order, query.descending, query.start_index, query.count
+        )
     base = base_url(request)
     resources = [
         _present(request, resource_type, r, query.attributes, query.excluded_attributes, base)

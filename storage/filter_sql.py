@@ -533,6 +533,16 @@ def _emails_shortcut(compiler: _Compiler, node: f.Filter) -> ColumnElement[bool]
     return None
 
 
+def user_name_lookup(node: f.Filter | None) -> str | None:
+    """The value v when `node` is exactly `userName eq "v"` on Users, else None."""
+    match node:
+        case f.Compare(path, "eq", str(value)) if path.sub is None:
+            resolved = resolve(USER, path.uri, path.attr)
+            if resolved is not None and resolved.dotted == "userName":
+                return value
+    return None
+
+
 def sort_key(resource_type: str, sort_by: str) -> ColumnElement[Any]:
     """The ORDER BY expression for `sortBy` (RFC 7644 §3.4.2.3)."""
     target = TARGETS[resource_type]
@@ -594,4 +604,4 @@ def parse_uuid(value: str) -> uuid.UUID | None:
         return None
 
 
-__all__ = ["compile_filter", "parse_uuid", "sort_key"]
+__all__ = ["compile_filter", "parse_uuid", "sort_key", "user_name_lookup"]

@@ -145,6 +145,19 @@ _AUTHENTICATE = (
     )
 )
 
+_NAMED = and_(
+    users.c.tenant_id == bindparam("tenant_id"),
+    func.lower(users.c.user_name) == func.lower(bindparam("user_name", type_=String)),
+)
+_USERS_NAMED = (
+    select(*_USER_COLUMNS, func.count().over().label("total"))
+    .where(_NAMED)
+    .order_by(users.c.id)
+    .offset(bindparam("offset"))
+    .limit(bindparam("limit"))
+)
+_COUNT_USERS_NAMED = select(func.count()).select_from(users).where(_NAMED)
+
 _GROUP_COLUMNS = (
     groups.c.id,
     groups.c.data,
@@ -441,6 +454,25 @@ class ScimStore:
         return await self._page(
             tenant_id, query, users.c, where, order_by, descending, start_index, count, _user
         )
+
+    async def find_users_by_name(
+        self, tenant_id: uuid.UUID, user_name: str, start_index: int, count: int
+    ) -> Page:
+        """`filter=userName eq "v"`, as `list_users` answers it (same SQL condition, same
+        order), from a statement prepared once."""
+        params = {
+            "tenant_id": tenant_id,
+            "user_name": user_name,
+            "offset": start_index - 1,
+            "limit": count,
+        }
+        async with self.single.connect() as conn:
+            if count > 0:
+                rows = (await conn.execute(_USERS_NAMED, params)).all()
+                if rows:
+                    return Page(int(rows[0].total), [_user(r) for r in rows])
+            total = (await conn.execute(_COUNT_USERS_NAMED, params)).scalar_one()
+        return Page(int(total), [])
 
     # --- groups ------------------------------------------------------------------------
 

@@ -307,3 +307,24 @@ async def test_total_results_stay_exact_through_creates_and_deletes(scim: Scim) 
     _, page, _ = await scim.get("/Users", params={"count": "0"})
     _, filtered, _ = await scim.get("/Users", params={"filter": 'userName sw "n"', "count": "0"})
     assert page["totalResults"] == filtered["totalResults"] == 26
+
+
+async def test_user_name_lookup_pages_like_any_filter(scim: Scim) -> None:
+    await scim.post("/Users", user("Lookup@corp.example"))
+    for name in ("lookup@CORP.example", "urn:ietf:params:scim:schemas:core:2.0:User:userName"):
+        text = f'userName eq "{name}"' if "@" in name else f'{name} eq "LOOKUP@corp.example"'
+        _, page, _ = await scim.get("/Users", params={"filter": text})
+        assert [r["userName"] for r in page["Resources"]] == ["Lookup@corp.example"], text
+    cases = {("2", "10"): (1, 0), ("1", "0"): (1, 0), ("1", "5"): (1, 1)}
+    for (start, count), (total, items) in cases.items():
+        _, page, _ = await scim.get(
+            "/Users",
+            params={
+                "filter": 'userName eq "lookup@corp.example"',
+                "startIndex": start,
+                "count": count,
+            },
+        )
+        assert (page["totalResults"], page["itemsPerPage"]) == (total, items), (start, count)
+    _, none, _ = await scim.get("/Users", params={"filter": 'userName eq "nobody@corp.example"'})
+    assert (none["totalResults"], none["Resources"]) == (0, [])
