@@ -95,6 +95,9 @@ async def prepare(url: str, count: int) -> Seeded:
         # they do on a table that autovacuum has visited; otherwise autovacuum would start
         # in the middle of the measurements.
         await conn.execute("VACUUM (ANALYZE)")
+        # Write the seeded pages out now: otherwise the checkpointer and the kernel flush them
+        # during the first measurements, on the same two cores.
+        await conn.execute("CHECKPOINT")
         # The runs' own inserts (POST, raw INSERT) would start autovacuum at a moment that
         # differs from run to run and take a core from whatever is measured then; the bench
         # vacuums at fixed points instead.
