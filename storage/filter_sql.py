@@ -286,7 +286,11 @@ class _Compiler:
         if special is not None:
             return special
         if resolved.attribute.multi_valued:
-            return self._any_element(resolved, lambda attr, x: _compare(attr, op, value, x, name))
+            exists = self._any_element(resolved, lambda attr, x: _compare(attr, op, value, x, name))
+            on_value = resolved.sub is None or resolved.sub.name == "value"
+            if op == "eq" and on_value and isinstance(value, str):
+                return self._with_emails_index(resolved, value, exists)
+            return exists
         x = self._scalar(resolved)
         return _compare(resolved.target, op, value, x, name)
 
@@ -350,20 +354,19 @@ class _Compiler:
         cond = _ElementCompiler(resolved.attribute, lambda s: self._element_scalar(e, s)).compile(
             inner
         )
-        fast = self._emails_eq_index(resolved, inner)
         exists = select(literal(1)).select_from(elements).where(cond).exists()
-        return and_(fast, exists) if fast is not None else exists
-
-    def _emails_eq_index(
-        self, resolved: ResolvedAttribute, inner: f.Filter
-    ) -> ColumnElement[bool] | None:
-        """A GIN-indexable pre-condition for `emails[value eq "x" ...]` (and-ed, so exact)."""
-        if self.table is not users or resolved.attribute.name != "emails":
-            return None
         value = _required_value_eq(inner)
-        if value is None:
-            return None
-        return _emails_contain(value)
+        return exists if value is None else self._with_emails_index(resolved, value, exists)
+
+    def _with_emails_index(
+        self, resolved: ResolvedAttribute, value: str, exact: ColumnElement[bool]
+    ) -> ColumnElement[bool]:
+        """`exact`, which can only hold when some e-mail value equals `value` (case folded),
+        preceded by that containment test, which the GIN index on users' e-mails answers.
+        The test is implied by `exact`, so the conjunction means the same, negated or not."""
+        if self.table is not users or resolved.attribute.name != "emails":
+            return exact
+        return and_(_emails_contain(value), exact)
 
     # --- relations kept in group_members -------------------------------------------------
 
@@ -511,26 +514,7 @@ def _written(path: f.AttrPath) -> str:
 
 def compile_filter(resource_type: str, node: f.Filter) -> ColumnElement[bool]:
     """SQL for `node` over the table of `resource_type` ("User" or "Group")."""
-    compiler = _Compiler(TARGETS[resource_type])
-    expr = compiler.compile(node)
-    emails = _emails_shortcut(compiler, node)
-    return and_(emails, expr) if emails is not None else expr
-
-
-def _emails_shortcut(compiler: _Compiler, node: f.Filter) -> ColumnElement[bool] | None:
-    """`emails.value eq "x"` / `emails eq "x"`: add the GIN-indexable containment test."""
-    if compiler.table is not users:
-        return None
-    match node:
-        case f.Compare(path, "eq", str(value)):
-            resolved = resolve(USER, path.uri, path.attr, path.sub)
-            if (
-                resolved is not None
-                and resolved.attribute.name == "emails"
-                and (resolved.sub is None or resolved.sub.name == "value")
-            ):
-                return _emails_contain(value)
-    return None
+    return _Compiler(TARGETS[resource_type]).compile(node)
 
 
 def user_name_lookup(node: f.Filter | None) -> str | None:
