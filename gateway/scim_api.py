@@ -277,11 +277,6 @@ def _parse(request: web.Request, text: str | None) -> Filter | None:
     )
 
 
-def _where(request: web.Request, resource_type: ResourceType, text: str | None) -> Any:
-    node = _parse(request, text)
-    return None if node is None else compile_filter(resource_type.name, node)
-
-
 def _lister(request: web.Request, resource_type: ResourceType, query: Query) -> Any:
     store = request.config_dict[STORE]
     if resource_type is USER:
@@ -346,11 +341,13 @@ async def search_resources(request: web.Request) -> web.Response:
 async def search_root(request: web.Request) -> web.Response:
     """POST /.search at the root: Users then Groups, paged as one list (RFC 7644 §3.4.3)."""
     query = await _search_query(request)
+    node = _parse(request, query.filter)
     parts: list[tuple[ResourceType, Any]] = []
     errors: list[InvalidFilterError] = []
     for resource_type in RESOURCE_TYPES:
         try:
-            parts.append((resource_type, _where(request, resource_type, query.filter)))
+            where = None if node is None else compile_filter(resource_type.name, node)
+            parts.append((resource_type, where))
         except InvalidFilterError as exc:
             # An attribute that only one resource type has simply matches none of the other.
             errors.append(exc)

@@ -106,7 +106,7 @@ from scim.filter import (
     format_path,
     parse_path,
 )
-from scim.resources import distinct_members, json_type, same_value
+from scim.resources import distinct_members, fold_keys, json_type, same_value
 from scim.schema import GROUP_SCHEMA, Attribute, Mutability, ResourceType, Schema, Type, resolve
 
 __all__ = [
@@ -946,21 +946,8 @@ def _put(obj: dict[str, Any], name: str, value: Any, *, keep_empty: bool = False
 
 
 def _fold_keys(obj: Mapping[Any, Any], where: str) -> dict[str, Any]:
-    """Key by folded name (RFC 7643 §2.1: attribute names are case-insensitive)."""
-    fields: dict[str, Any] = {}
-    spelled: dict[str, str] = {}
-    for key, value in obj.items():
-        if not isinstance(key, str):
-            continue
-        folded = key.lower()
-        if folded in fields:
-            raise InvalidSyntaxError(
-                f"{where} gives both {spelled[folded]!r} and {key!r}; attribute names are "
-                "case-insensitive, so these are the same attribute"
-            )
-        fields[folded] = value
-        spelled[folded] = key
-    return fields
+    """Values by folded attribute name (RFC 7643 §2.1); the same rules as resource bodies."""
+    return {name: value for name, (_spelled, value) in fold_keys(obj, where).items()}
 
 
 def _path_text(path: PatchPath) -> str:

@@ -74,7 +74,7 @@ def parse_resource(
     """
     if not isinstance(body, Mapping):
         raise InvalidSyntaxError(f"The request body must be a JSON object, got {json_type(body)}")
-    fields = _fold_keys(body, "The request body")
+    fields = fold_keys(body, "The request body")
     declared = _declared_schemas(resource_type, fields)
     core_attributes = (*COMMON_ATTRIBUTES, *resource_type.schema.attributes)
 
@@ -90,7 +90,7 @@ def parse_resource(
                 f"{ext.id} must be an object holding the extension's attributes, "
                 f"got {json_type(entry[1])}"
             )
-        blocks[ext.id] = _parse_attributes(ext.attributes, _fold_keys(entry[1], ext.id), ext.id)
+        blocks[ext.id] = _parse_attributes(ext.attributes, fold_keys(entry[1], ext.id), ext.id)
 
     # RFC 7644 §3.5.1: "If an attribute is 'required', clients MUST specify the attribute in
     # the PUT request"; so checked on what the client sent, before immutable values are kept.
@@ -212,7 +212,7 @@ def _parse_single(attr: Attribute, value: Any, path: str) -> Any:
         return _parse_simple(attr, value, path)
     if not isinstance(value, Mapping):
         raise InvalidValueError(f"{path} must be an object, got {json_type(value)}")
-    fields = _fold_keys(value, path)
+    fields = fold_keys(value, path)
     values: dict[str, Any] = {}
     for sub in attr.sub_attributes:
         entry = fields.get(sub.name.lower())
@@ -664,8 +664,9 @@ def _project_complex(subs: Sequence[Attribute], value: Any) -> dict[str, Any]:
 # --- Shared -------------------------------------------------------------------------------------
 
 
-def _fold_keys(obj: Mapping[Any, Any], where: str) -> _Fields:
-    """Key by folded name (RFC 7643 §2.1: attribute names are case-insensitive)."""
+def fold_keys(obj: Mapping[Any, Any], where: str) -> _Fields:
+    """Key by folded name (RFC 7643 §2.1: attribute names are case-insensitive), keeping the
+    client's spelling: folded name -> (name as written, value)."""
     fields: _Fields = {}
     for key, value in obj.items():
         if not isinstance(key, str):
