@@ -245,7 +245,7 @@ async def patch(request: web.Request) -> web.Response:
         resource = parse_resource(GROUP, normalise_resource(GROUP, patched), existing=current)
         return resource, changes
 
-    show = bool(request.query.get("attributes") or request.query.get("excludedAttributes"))
+    show = bool(attributes or excluded)
     updated = await store.patch_group(
         tenant_id,
         resource_id,
