@@ -722,7 +722,7 @@ class ScimStore:
         if not rows:
             return Page(page.total, [])
         if with_members:
-            async with self.engine.connect() as conn:
+            async with self.single.connect() as conn:  # one statement: no transaction
                 members = await self._members(conn, [r.id for r in rows])
         else:
             members = {r.id: [] for r in rows}
