@@ -227,6 +227,58 @@ def token_revoke(obj: Context, slug: str, token_id: str) -> None:
     click.echo(f"token {token_id} revoked")
 
 
+# --- product groups ---------------------------------------------------------------------------
+
+
+@main.group("group")
+def group_() -> None:
+    """Manage groups made in the product. SCIM neither sees nor joins them."""
+
+
+@group_.command("create")
+@click.argument("slug")
+@click.argument("name")
+@click.pass_obj
+def group_create(obj: Context, slug: str, name: str) -> None:
+    """Create group NAME in tenant SLUG. A SCIM client that later pushes a group of the same
+    name is refused (409), so IdP group names never grant what this group grants."""
+    if not name.strip():
+        raise click.ClickException("a group name may not be empty")
+
+    async def work(store: ScimStore) -> Any:
+        from scim.errors import ConflictError
+
+        tenant = await _tenant(store, slug)
+        try:
+            return await store.create_product_group(tenant.id, name, utc_now())
+        except ConflictError as exc:
+            raise click.ClickException(exc.detail) from None
+
+    created = _run(_with_store(obj.settings, work))
+    click.echo(f"group {created.name!r} created in {slug} (id {created.id})")
+
+
+@group_.command("list")
+@click.argument("slug")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def group_list(obj: Context, slug: str, as_json: bool) -> None:
+    """List the groups made in the product for tenant SLUG."""
+
+    async def work(store: ScimStore) -> Any:
+        return await store.list_product_groups((await _tenant(store, slug)).id)
+
+    found = _run(_with_store(obj.settings, work))
+    rows = [
+        {"id": str(g.id), "name": g.name, "created_at": g.created_at.isoformat()} for g in found
+    ]
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    for row in rows:
+        click.echo(f"{row['id']}\t{row['name']}\t{row['created_at']}")
+
+
 # --- serving ----------------------------------------------------------------------------------
 
 

@@ -48,10 +48,15 @@ from scim.errors import (
     UniquenessError,
 )
 from scim.patch import MemberChanges
+from scim.schema import GROUP_SCHEMA_ID
 from storage.filter_sql import parse_uuid
 from storage.tables import group_members, groups, resource_counts, scim_tokens, tenants, users
 
 UNIQUE_VIOLATION = "23505"
+# A group's origin: pushed by SCIM (the only groups SCIM reads or writes), or made in the
+# product by an admin or the CLI.
+SCIM_ORIGIN = "scim"
+PRODUCT_ORIGIN = "product"
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,13 @@ class Principal:
     token_id: str
     tenant_id: uuid.UUID
     tenant_slug: str
+
+
+@dataclass(frozen=True)
+class ProductGroup:
+    id: uuid.UUID
+    name: str
+    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -118,7 +130,7 @@ _user_groups = (
         )
     )
     .select_from(group_members.join(groups, groups.c.id == group_members.c.group_id))
-    .where(group_members.c.member_id == users.c.id)
+    .where(group_members.c.member_id == users.c.id, groups.c.origin == SCIM_ORIGIN)
     .scalar_subquery()
     .label("groups")
 )
@@ -489,7 +501,9 @@ class ScimStore:
                 .where(users.c.tenant_id == tenant_id, users.c.id.in_(ids))
                 .union_all(
                     select(groups.c.id, literal("Group").label("kind")).where(
-                        groups.c.tenant_id == tenant_id, groups.c.id.in_(ids)
+                        groups.c.tenant_id == tenant_id,
+                        groups.c.id.in_(ids),
+                        groups.c.origin == SCIM_ORIGIN,
                     )
                 )
             )
@@ -569,6 +583,7 @@ class ScimStore:
         data = _group_data(resource)
         values = [m["value"] for m in resource.get("members", ())]
         async with self.engine.begin() as conn:
+            await _claim_group_name(conn, tenant_id, data["displayName"])
             kinds = await self._resolve_members(conn, tenant_id, values)
             row = (
                 await conn.execute(
@@ -600,7 +615,9 @@ class ScimStore:
             row = (
                 await conn.execute(
                     select(*_GROUP_COLUMNS).where(
-                        groups.c.tenant_id == tenant_id, groups.c.id == gid
+                        groups.c.tenant_id == tenant_id,
+                        groups.c.id == gid,
+                        groups.c.origin == SCIM_ORIGIN,
                     )
                 )
             ).one_or_none()
@@ -629,7 +646,7 @@ class ScimStore:
                 raise InvalidValueError("a group cannot be a member of itself")
             kinds = await self._resolve_members(conn, tenant_id, values)
             data = _group_data(resource)
-            updated = await _write_group(conn, gid, data, row.version + 1, now)
+            updated = await _write_group(conn, tenant_id, row, data, now)
             await self._set_members(conn, tenant_id, gid, kinds, replace=True)
             members = (await self._members(conn, [gid]))[gid]
         return _group(updated, members)
@@ -669,7 +686,7 @@ class ScimStore:
                     )
                 await self._set_members(conn, tenant_id, gid, kinds, replace=False)
             data = _group_data(resource)
-            updated = await _write_group(conn, gid, data, row.version + 1, now)
+            updated = await _write_group(conn, tenant_id, row, data, now)
             members = (await self._members(conn, [gid]))[gid] if with_members else []
         return _group(updated, members)
 
@@ -681,7 +698,11 @@ class ScimStore:
             version = (
                 await conn.execute(
                     select(groups.c.version)
-                    .where(groups.c.id == gid, groups.c.tenant_id == tenant_id)
+                    .where(
+                        groups.c.id == gid,
+                        groups.c.tenant_id == tenant_id,
+                        groups.c.origin == SCIM_ORIGIN,
+                    )
                     .with_for_update()
                 )
             ).scalar_one_or_none()
@@ -706,7 +727,9 @@ class ScimStore:
         count: int,
         with_members: bool = True,
     ) -> Page:
-        query = select(*_GROUP_COLUMNS).where(groups.c.tenant_id == tenant_id)
+        query = select(*_GROUP_COLUMNS).where(
+            groups.c.tenant_id == tenant_id, groups.c.origin == SCIM_ORIGIN
+        )
         page = await self._page(
             tenant_id,
             query,
@@ -727,6 +750,47 @@ class ScimStore:
         else:
             members = {r.id: [] for r in rows}
         return Page(page.total, [_group(r, members[r.id]) for r in rows])
+
+    # --- product groups ------------------------------------------------------------------
+
+    async def create_product_group(
+        self, tenant_id: uuid.UUID, name: str, now: datetime
+    ) -> ProductGroup:
+        """A group made in the product (by an admin or the CLI). SCIM never sees it, and no
+        SCIM group may take its name."""
+        group_id = uuid.uuid4()
+        data = {"schemas": [GROUP_SCHEMA_ID], "displayName": name}
+        try:
+            async with self.engine.begin() as conn:
+                await _lock_group_name(conn, tenant_id, name)
+                if await _group_named(conn, tenant_id, name, SCIM_ORIGIN):
+                    raise ConflictError(f"a group pushed by SCIM is already named {name!r}")
+                await conn.execute(
+                    insert(groups).values(
+                        id=group_id,
+                        tenant_id=tenant_id,
+                        display_name=name,
+                        data=data,
+                        version=1,
+                        created_at=now,
+                        updated_at=now,
+                        origin=PRODUCT_ORIGIN,
+                    )
+                )
+        except IntegrityError as exc:
+            if _is_unique_violation(exc):
+                raise ConflictError(f"a group named {name!r} already exists") from None
+            raise
+        return ProductGroup(group_id, name, now)
+
+    async def list_product_groups(self, tenant_id: uuid.UUID) -> list[ProductGroup]:
+        async with self.single.connect() as conn:
+            rows = await conn.execute(
+                select(groups.c.id, groups.c.display_name, groups.c.created_at)
+                .where(groups.c.tenant_id == tenant_id, groups.c.origin == PRODUCT_ORIGIN)
+                .order_by(func.lower(groups.c.display_name))
+            )
+            return [ProductGroup(r.id, r.display_name, r.created_at) for r in rows]
 
     # --- paging --------------------------------------------------------------------------
 
@@ -813,7 +877,7 @@ async def _lock_group(
     """The group's row, locked for this transaction, after the If-Match check."""
     statement = (
         select(*_GROUP_COLUMNS)
-        .where(groups.c.tenant_id == tenant_id, groups.c.id == gid)
+        .where(groups.c.tenant_id == tenant_id, groups.c.id == gid, groups.c.origin == SCIM_ORIGIN)
         .with_for_update()
     )
     row = (await conn.execute(statement)).one_or_none()
@@ -824,21 +888,50 @@ async def _lock_group(
 
 
 async def _write_group(
-    conn: AsyncConnection, gid: uuid.UUID, data: dict[str, Any], version: int, now: datetime
+    conn: AsyncConnection, tenant_id: uuid.UUID, row: Any, data: dict[str, Any], now: datetime
 ) -> Any:
+    """Write a locked group's new body, bumping its version."""
+    if data["displayName"].lower() != row.data["displayName"].lower():
+        await _claim_group_name(conn, tenant_id, data["displayName"])
     statement = (
         update(groups)
-        .where(groups.c.id == gid)
+        .where(groups.c.id == row.id)
         .values(
             display_name=data["displayName"],
             external_id=data.get("externalId"),
             data=data,
-            version=version,
+            version=row.version + 1,
             updated_at=now,
         )
         .returning(*_GROUP_COLUMNS)
     )
     return (await conn.execute(statement)).one()
+
+
+async def _lock_group_name(conn: AsyncConnection, tenant_id: uuid.UUID, name: str) -> None:
+    """Serialise, until this transaction ends, every claim on one group name in a tenant."""
+    key = func.hashtextextended(
+        literal(str(tenant_id), String) + ":" + func.lower(literal(name, String)), 0
+    )
+    await conn.execute(select(func.pg_advisory_xact_lock(key)))
+
+
+async def _group_named(conn: AsyncConnection, tenant_id: uuid.UUID, name: str, origin: str) -> bool:
+    statement = select(groups.c.id).where(
+        groups.c.tenant_id == tenant_id,
+        func.lower(groups.c.display_name) == func.lower(literal(name, String)),
+        groups.c.origin == origin,
+    )
+    return (await conn.execute(statement.limit(1))).first() is not None
+
+
+async def _claim_group_name(conn: AsyncConnection, tenant_id: uuid.UUID, name: str) -> None:
+    """SCIM never adopts a product group: a SCIM group may not take a product group's name."""
+    await _lock_group_name(conn, tenant_id, name)
+    if await _group_named(conn, tenant_id, name, PRODUCT_ORIGIN):
+        raise UniquenessError(
+            f"displayName {name!r} is a group made in the product; SCIM cannot create or join it"
+        )
 
 
 def _check_version(if_match: str | None, version: int) -> None:
@@ -851,4 +944,4 @@ def _check_version(if_match: str | None, version: int) -> None:
         raise PreconditionFailedError(f"resource version is {current}, not {if_match}")
 
 
-__all__ = ["Page", "Principal", "ScimStore", "Tenant", "TokenRecord", "etag"]
+__all__ = ["Page", "Principal", "ProductGroup", "ScimStore", "Tenant", "TokenRecord", "etag"]

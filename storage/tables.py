@@ -75,6 +75,8 @@ groups = Table(
     Column("version", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # 'scim' (pushed by an IdP; the only groups SCIM sees) or 'product' (made by an admin).
+    Column("origin", Text, nullable=False, server_default="scim"),
 )
 
 # Kept by triggers (migration 0002): the exact number of users / groups per tenant, in slots.

@@ -69,7 +69,7 @@ def test_bad_slug_is_refused(database_url: str) -> None:
 
 def test_embedded_default_needs_no_server(tmp_path: Path) -> None:
     """With no database URL, the CLI starts PostgreSQL 16 from the pgserver wheel and migrates."""
-    env = {"IDGATE_DATA_DIR": str(tmp_path / "pg"), "PATH": "/usr/bin:/bin"}
+    env = {"IDGATE_DATA_DIR": str(tmp_path / "pg"), "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}
     cmd = [sys.executable, "-m", "gateway.cli"]
     done = subprocess.run(
         [*cmd, "tenant", "create", "embedded"], env=env, capture_output=True, text=True, timeout=120
