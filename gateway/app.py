@@ -9,7 +9,8 @@ import orjson
 from aiohttp import web
 from sqlalchemy import text
 
-from gateway.keys import CLOCK, ENGINE, SETTINGS, STORE, TOKEN_CACHE
+from gateway.keys import CLOCK, ENGINE, PROVISIONING, SETTINGS, STORE, TOKEN_CACHE
+from gateway.provisioning import Provisioning
 from gateway.scim_api import create_scim_app
 from gateway.settings import Settings
 from gateway.token_cache import TokenCache
@@ -48,6 +49,7 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now) -> w
         engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
         app[ENGINE] = engine
         app[STORE] = ScimStore(engine)
+        app[PROVISIONING] = Provisioning(app[STORE], clock)
         yield
         await engine.dispose()
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.provisioning import Provisioning
 from gateway.settings import Settings
 from gateway.token_cache import TokenCache
 from storage.scim_store import Principal, ScimStore
@@ -17,5 +18,6 @@ TOKEN_CACHE = web.AppKey("token_cache", TokenCache)
 ENGINE = web.AppKey("engine", AsyncEngine)
 STORE = web.AppKey("store", ScimStore)
 CLOCK = web.AppKey[Callable[[], datetime]]("clock")
+PROVISIONING = web.AppKey("provisioning", Provisioning)
 
 PRINCIPAL = web.RequestKey("principal", Principal)  # set by SCIM authentication

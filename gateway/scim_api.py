@@ -14,9 +14,10 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from gateway.credentials import hash_password, hash_token
+from gateway.credentials import hash_token
 from gateway.errors import SCIM_CONTENT_TYPE, Handler, scim_errors, scim_json
-from gateway.keys import CLOCK, PRINCIPAL, SETTINGS, STORE, TOKEN_CACHE
+from gateway.keys import CLOCK, PRINCIPAL, PROVISIONING, SETTINGS, STORE, TOKEN_CACHE
+from gateway.provisioning import Provisioning
 from scim import discovery
 from scim.errors import (
     InvalidFilterError,
@@ -28,9 +29,7 @@ from scim.errors import (
 )
 from scim.filter import Filter, parse_filter
 from scim.listing import Query, list_response, parse_query, parse_search_request
-from scim.patch import MemberChanges, apply_patch, parse_patch_request
-from scim.quirks import normalise_patch_request, normalise_resource
-from scim.resources import parse_attribute_list, parse_resource, project_stored
+from scim.resources import parse_attribute_list, project_stored
 from scim.schema import GROUP, RESOURCE_TYPES, SCHEMAS, USER, ResourceType
 from storage.filter_sql import compile_filter, sort_key, user_name_lookup
 from storage.scim_store import Principal
@@ -140,21 +139,15 @@ def _resource_type(request: web.Request) -> ResourceType:
     return _TYPES[request.match_info["kind"]]
 
 
+def _provisioning(request: web.Request) -> Provisioning:
+    return request.config_dict[PROVISIONING]
+
+
 async def create(request: web.Request) -> web.Response:
     resource_type = _resource_type(request)
     body = await _body(request)
-    resource = parse_resource(resource_type, normalise_resource(resource_type, body))
-    principal, now, store = (
-        _principal(request),
-        request.config_dict[CLOCK](),
-        request.config_dict[STORE],
-    )
-    if resource_type is USER:
-        password = resource.pop("password", None)
-        password_hash = await hash_password(password) if password else None
-        created = await store.create_user(principal.tenant_id, resource, password_hash, now)
-    else:
-        created = await store.create_group(principal.tenant_id, resource, now)
+    tenant_id = _principal(request).tenant_id
+    created = await _provisioning(request).create(tenant_id, resource_type, body)
     return _one(request, resource_type, created, status=201)
 
 
@@ -177,34 +170,23 @@ async def get(request: web.Request) -> web.Response:
 async def replace(request: web.Request) -> web.Response:
     resource_type = _resource_type(request)
     body = await _body(request)
-    store, now = request.config_dict[STORE], request.config_dict[CLOCK]()
-    tenant_id, resource_id = _principal(request).tenant_id, request.match_info["id"]
-    if_match = request.headers.get("If-Match")
-    if resource_type is USER:
-
-        async def build_user(current: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
-            resource = parse_resource(USER, normalise_resource(USER, body), existing=current)
-            password = resource.pop("password", None)
-            return resource, (await hash_password(password) if password else None)
-
-        updated = await store.replace_user(tenant_id, resource_id, build_user, if_match, now)
-    else:
-
-        async def build_group(current: dict[str, Any]) -> dict[str, Any]:
-            return parse_resource(GROUP, normalise_resource(GROUP, body), existing=current)
-
-        updated = await store.replace_group(tenant_id, resource_id, build_group, if_match, now)
+    updated = await _provisioning(request).replace(
+        _principal(request).tenant_id,
+        resource_type,
+        request.match_info["id"],
+        body,
+        request.headers.get("If-Match"),
+    )
     return _one(request, resource_type, updated)
 
 
 async def remove(request: web.Request) -> web.Response:
-    resource_type = _resource_type(request)
-    store, tenant_id = request.config_dict[STORE], _principal(request).tenant_id
-    if_match = request.headers.get("If-Match")
-    if resource_type is USER:
-        await store.delete_user(tenant_id, request.match_info["id"], if_match)
-    else:
-        await store.delete_group(tenant_id, request.match_info["id"], if_match)
+    await _provisioning(request).delete(
+        _principal(request).tenant_id,
+        _resource_type(request),
+        request.match_info["id"],
+        request.headers.get("If-Match"),
+    )
     return web.Response(status=204)
 
 
@@ -224,39 +206,20 @@ async def patch(request: web.Request) -> web.Response:
     """RFC 7644 §3.5.2. A User answers 200 with the resource; a Group answers 204 unless the
     request names `attributes` (what Entra ID and Okta expect; no member list is sent back)."""
     resource_type = _resource_type(request)
-    operations = parse_patch_request(normalise_patch_request(await _body(request)))
-    store, now = request.config_dict[STORE], request.config_dict[CLOCK]()
-    tenant_id, resource_id = _principal(request).tenant_id, request.match_info["id"]
-    if_match = request.headers.get("If-Match")
+    body = await _body(request)
     attributes, excluded = _projection(request)
-    if resource_type is USER:
-
-        async def build_user(current: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
-            patched, _ = apply_patch(USER, current, operations)
-            resource = parse_resource(USER, normalise_resource(USER, patched), existing=current)
-            password = resource.pop("password", None)
-            return resource, (await hash_password(password) if password else None)
-
-        updated = await store.replace_user(tenant_id, resource_id, build_user, if_match, now)
-        return _one(request, USER, updated)
-
-    async def build_group(current: dict[str, Any]) -> tuple[dict[str, Any], MemberChanges]:
-        patched, changes = apply_patch(GROUP, current, operations, split_members=True)
-        resource = parse_resource(GROUP, normalise_resource(GROUP, patched), existing=current)
-        return resource, changes
-
-    show = bool(attributes or excluded)
-    updated = await store.patch_group(
-        tenant_id,
-        resource_id,
-        build_group,
-        if_match,
-        now,
+    show = resource_type is USER or bool(attributes or excluded)
+    updated = await _provisioning(request).patch(
+        _principal(request).tenant_id,
+        resource_type,
+        request.match_info["id"],
+        body,
+        request.headers.get("If-Match"),
         with_members=show and _wants_members(attributes, excluded),
     )
     if not show:
         return web.Response(status=204, headers={"ETag": updated["meta"]["version"]})
-    return _one(request, GROUP, updated)
+    return _one(request, resource_type, updated)
 
 
 async def not_implemented(request: web.Request) -> web.Response:

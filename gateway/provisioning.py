@@ -1,0 +1,108 @@
+"""SCIM writes as use cases: create, replace, patch and delete a User or Group in one tenant.
+
+The HTTP handlers (gateway.scim_api) and Bulk (gateway.scim_bulk) both call these, so a write
+means the same thing whichever way it arrives. Each call is one transaction of the store: it
+either happens whole or changes nothing. Protocol rules come from scim/; this module only
+composes them with the store, the clock and password hashing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from gateway.credentials import hash_password
+from scim.patch import MemberChanges, apply_patch, parse_patch_request
+from scim.quirks import normalise_patch_request, normalise_resource
+from scim.resources import parse_resource
+from scim.schema import GROUP, USER, ResourceType
+from storage.scim_store import ScimStore
+
+
+class Provisioning:
+    def __init__(self, store: ScimStore, clock: Callable[[], datetime]) -> None:
+        self.store = store
+        self.clock = clock
+
+    async def create(
+        self, tenant_id: uuid.UUID, resource_type: ResourceType, body: Any
+    ) -> dict[str, Any]:
+        resource = parse_resource(resource_type, normalise_resource(resource_type, body))
+        if resource_type is USER:
+            password_hash = await _password_hash(resource)
+            return await self.store.create_user(tenant_id, resource, password_hash, self.clock())
+        return await self.store.create_group(tenant_id, resource, self.clock())
+
+    async def replace(
+        self,
+        tenant_id: uuid.UUID,
+        resource_type: ResourceType,
+        resource_id: str,
+        body: Any,
+        if_match: str | None,
+    ) -> dict[str, Any]:
+        """PUT (RFC 7644 §3.5.1): readOnly attributes kept, immutable ones checked."""
+        now = self.clock()
+        if resource_type is USER:
+
+            async def build_user(current: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+                resource = parse_resource(USER, normalise_resource(USER, body), existing=current)
+                return resource, await _password_hash(resource)
+
+            return await self.store.replace_user(tenant_id, resource_id, build_user, if_match, now)
+
+        async def build_group(current: dict[str, Any]) -> dict[str, Any]:
+            return parse_resource(GROUP, normalise_resource(GROUP, body), existing=current)
+
+        return await self.store.replace_group(tenant_id, resource_id, build_group, if_match, now)
+
+    async def patch(
+        self,
+        tenant_id: uuid.UUID,
+        resource_type: ResourceType,
+        resource_id: str,
+        body: Any,
+        if_match: str | None,
+        with_members: bool = False,
+    ) -> dict[str, Any]:
+        """PATCH (RFC 7644 §3.5.2), all operations or none. A Group's members are changed
+        set-wise and read back only `with_members`."""
+        operations = parse_patch_request(normalise_patch_request(body))
+        now = self.clock()
+        if resource_type is USER:
+
+            async def build_user(current: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+                patched, _ = apply_patch(USER, current, operations)
+                resource = parse_resource(USER, normalise_resource(USER, patched), existing=current)
+                return resource, await _password_hash(resource)
+
+            return await self.store.replace_user(tenant_id, resource_id, build_user, if_match, now)
+
+        async def build_group(current: dict[str, Any]) -> tuple[dict[str, Any], MemberChanges]:
+            patched, changes = apply_patch(GROUP, current, operations, split_members=True)
+            resource = parse_resource(GROUP, normalise_resource(GROUP, patched), existing=current)
+            return resource, changes
+
+        return await self.store.patch_group(
+            tenant_id, resource_id, build_group, if_match, now, with_members=with_members
+        )
+
+    async def delete(
+        self,
+        tenant_id: uuid.UUID,
+        resource_type: ResourceType,
+        resource_id: str,
+        if_match: str | None,
+    ) -> None:
+        if resource_type is USER:
+            await self.store.delete_user(tenant_id, resource_id, if_match)
+        else:
+            await self.store.delete_group(tenant_id, resource_id, if_match)
+
+
+async def _password_hash(resource: dict[str, Any]) -> str | None:
+    """Take the write-only `password` out of the resource, returning its hash."""
+    password = resource.pop("password", None)
+    return await hash_password(password) if password else None
