@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
@@ -9,12 +10,14 @@ import orjson
 from aiohttp import web
 from sqlalchemy import text
 
-from gateway.keys import CLOCK, ENGINE, PROVISIONING, SETTINGS, STORE, TOKEN_CACHE
+from gateway.keys import CLOCK, ENGINE, PROVISIONING, REQUEST_LOG, SETTINGS, STORE, TOKEN_CACHE
 from gateway.provisioning import Provisioning
+from gateway.request_log import RequestLog, running
 from gateway.scim_api import create_scim_app
 from gateway.settings import Settings
 from gateway.token_cache import TokenCache
 from storage.database import create_engine
+from storage.request_log import RequestLogStore
 from storage.scim_store import ScimStore
 
 
@@ -50,7 +53,17 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now) -> w
         app[ENGINE] = engine
         app[STORE] = ScimStore(engine)
         app[PROVISIONING] = Provisioning(app[STORE], clock)
-        yield
+        async with contextlib.AsyncExitStack() as stack:
+            if settings.request_log_days > 0:
+                app[REQUEST_LOG] = RequestLog(
+                    RequestLogStore(engine),
+                    clock,
+                    keep_days=settings.request_log_days,
+                    body_bytes=settings.request_log_body_bytes,
+                    flush_seconds=settings.request_log_flush_seconds,
+                )
+                await stack.enter_async_context(running(app[REQUEST_LOG]))
+            yield
         await engine.dispose()
 
     scim = create_scim_app(client_max_size=settings.max_body_bytes)

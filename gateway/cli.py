@@ -23,6 +23,7 @@ from gateway.credentials import new_token
 from gateway.settings import Settings
 from storage import migrate as migrations
 from storage.database import create_engine, start_embedded
+from storage.request_log import RequestLogStore
 from storage.scim_store import ScimStore, Tenant
 
 T = TypeVar("T")
@@ -277,6 +278,48 @@ def group_list(obj: Context, slug: str, as_json: bool) -> None:
         return
     for row in rows:
         click.echo(f"{row['id']}\t{row['name']}\t{row['created_at']}")
+
+
+# --- SCIM request log -------------------------------------------------------------------------
+
+
+@main.command("scim-log")
+@click.argument("slug")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--errors", is_flag=True, help="Only requests answered with a status >= 400.")
+@click.option("--method", help="Only this HTTP method (GET, POST, PUT, PATCH, DELETE).")
+@click.option("--bodies", is_flag=True, help="Also print the (redacted) bodies.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON lines, bodies included.")
+@click.pass_obj
+def scim_log(
+    obj: Context,
+    slug: str,
+    limit: int,
+    errors: bool,
+    method: str | None,
+    bodies: bool,
+    as_json: bool,
+) -> None:
+    """Tenant SLUG's latest SCIM requests, newest first: what the IdP sent, what it got."""
+
+    async def work(store: ScimStore) -> Any:
+        tenant = await _tenant(store, slug)
+        return await RequestLogStore(store.engine).recent(
+            tenant.id, limit, min_status=400 if errors else 0, method=method
+        )
+
+    for entry in _run(_with_store(obj.settings, work)):
+        if as_json:
+            row = {k: v for k, v in vars(entry).items() if k != "tenant_id"}
+            row["at"] = entry.at.isoformat()
+            click.echo(json.dumps(row))
+            continue
+        click.echo(
+            f"{entry.at.isoformat()}  {entry.status}  {entry.method:6} {entry.path}  "
+            f"{entry.duration_ms:.1f} ms  {entry.token_id}  {entry.user_agent or '-'}"
+        )
+        if bodies:
+            click.echo(f"  > {entry.request_body or ''}\n  < {entry.response_body or ''}")
 
 
 # --- serving ----------------------------------------------------------------------------------

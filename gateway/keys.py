@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -13,11 +14,15 @@ from gateway.settings import Settings
 from gateway.token_cache import TokenCache
 from storage.scim_store import Principal, ScimStore
 
+if TYPE_CHECKING:
+    from gateway.request_log import RequestLog
+
 SETTINGS = web.AppKey("settings", Settings)
 TOKEN_CACHE = web.AppKey("token_cache", TokenCache)
 ENGINE = web.AppKey("engine", AsyncEngine)
 STORE = web.AppKey("store", ScimStore)
 CLOCK = web.AppKey[Callable[[], datetime]]("clock")
 PROVISIONING = web.AppKey("provisioning", Provisioning)
+REQUEST_LOG: web.AppKey[RequestLog] = web.AppKey("request_log")  # unset when logging is off
 
 PRINCIPAL = web.RequestKey("principal", Principal)  # set by SCIM authentication

@@ -18,6 +18,7 @@ from gateway.credentials import hash_token
 from gateway.errors import SCIM_CONTENT_TYPE, Handler, scim_errors, scim_json
 from gateway.keys import CLOCK, PRINCIPAL, PROVISIONING, SETTINGS, STORE, TOKEN_CACHE
 from gateway.provisioning import Provisioning
+from gateway.request_log import log_scim_requests
 from scim import discovery
 from scim.errors import (
     InvalidFilterError,
@@ -29,6 +30,7 @@ from scim.errors import (
 )
 from scim.filter import Filter, parse_filter
 from scim.listing import Query, list_response, parse_query, parse_search_request
+from scim.quirks import normalise_filter
 from scim.resources import parse_attribute_list, project_stored
 from scim.schema import GROUP, RESOURCE_TYPES, SCHEMAS, USER, ResourceType
 from storage.filter_sql import compile_filter, sort_key, user_name_lookup
@@ -235,9 +237,16 @@ def _parse(request: web.Request, text: str | None) -> Filter | None:
     if text is None:
         return None
     settings = request.config_dict[SETTINGS]
-    return parse_filter(
-        text, max_length=settings.filter_max_length, max_depth=settings.filter_max_depth
-    )
+    limits = {"max_length": settings.filter_max_length, "max_depth": settings.filter_max_depth}
+    try:
+        return parse_filter(text, **limits)
+    except InvalidFilterError:
+        # Only a refused filter goes through the client normalisers (Entra ID's unquoted
+        # `externalId eq jyoung`); one they leave as it is keeps its error.
+        fixed = normalise_filter(text)
+        if fixed == text:
+            raise
+        return parse_filter(fixed, **limits)
 
 
 def _lister(request: web.Request, resource_type: ResourceType, query: Query) -> Any:
@@ -380,7 +389,10 @@ async def schema(request: web.Request) -> web.Response:
 
 
 def create_scim_app(client_max_size: int) -> web.Application:
-    app = web.Application(middlewares=[scim_errors, authenticate], client_max_size=client_max_size)
+    app = web.Application(
+        middlewares=[log_scim_requests, scim_errors, authenticate],
+        client_max_size=client_max_size,
+    )
     r = app.router
     kind = "{kind:Users|Groups}"
     r.add_get("/{tenant}/ServiceProviderConfig", service_provider_config)

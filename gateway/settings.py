@@ -54,6 +54,21 @@ class Settings(BaseModel):
     token_touch_seconds: float = Field(
         60.0, ge=0, description="A SCIM token's last-used time is written at most this often."
     )
+    request_log_days: float = Field(
+        7.0,
+        ge=0,
+        description="How long the per-tenant SCIM request log (`idgate scim-log`) keeps a "
+        "request. 0 turns the log off.",
+    )
+    request_log_body_bytes: int = Field(
+        4096, ge=0, description="Longest request or response body the request log keeps."
+    )
+    request_log_flush_seconds: float = Field(
+        1.0,
+        gt=0,
+        description="The request log is written in batches at least this often; a process "
+        "that dies loses at most this window of log.",
+    )
     log_level: str = Field("INFO", description="Python logging level.")
 
     @property

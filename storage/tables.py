@@ -13,7 +13,9 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
+    Identity,
     Integer,
     LargeBinary,
     MetaData,
@@ -96,4 +98,21 @@ group_members = Table(
     Column("member_id", Uuid, primary_key=True),
     Column("tenant_id", Uuid, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
     Column("member_type", Text, nullable=False),  # 'User' | 'Group'
+)
+
+# The SCIM request log (migration 0004): one row per request, bodies redacted and truncated.
+scim_requests = Table(
+    "scim_requests",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("tenant_id", Uuid, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("token_id", Text),
+    Column("user_agent", Text),
+    Column("method", Text, nullable=False),
+    Column("path", Text, nullable=False),
+    Column("status", SmallInteger, nullable=False),
+    Column("duration_ms", Float, nullable=False),
+    Column("request_body", Text),
+    Column("response_body", Text),
 )
