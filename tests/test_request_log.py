@@ -115,7 +115,7 @@ async def test_old_entries_are_pruned(
         "response_body": None,
     }
     await log_store.write([old])
-    assert [e.path for e in await log_store.recent(tenant.tenant.id)][0] == "/old"
+    assert (await log_store.recent(tenant.tenant.id))[0].path == "/old"
     assert await request_log.prune() == 1
     assert [e.path for e in await log_store.recent(tenant.tenant.id)] == [f"{tenant.base}/Users"]
 
