@@ -171,7 +171,10 @@ async def log_scim_requests(request: web.Request, handler: Handler) -> web.Strea
     request_log = request.config_dict.get(REQUEST_LOG)
     if request_log is not None and PRINCIPAL in request:
         # Requests that fail authentication have no tenant to be logged under.
-        raw = await request.read() if request.body_exists else b""
+        try:
+            raw = await request.read() if request.body_exists else b""
+        except web.HTTPRequestEntityTooLarge:
+            raw = f'"[more than {request.client_max_size} bytes, not read]"'.encode()
         request_log.record(request_log.entry(request, response, raw, time.perf_counter() - started))
     return response
 

@@ -20,11 +20,18 @@ from gateway.keys import CLOCK, PRINCIPAL, PROVISIONING, SETTINGS, STORE, TOKEN_
 from gateway.provisioning import Provisioning
 from gateway.request_log import log_scim_requests
 from scim import discovery
+from scim.bulk import (
+    BulkOperation,
+    Outcome,
+    bulk_response,
+    check_payload_size,
+    parse_bulk_request,
+    run_bulk,
+)
 from scim.errors import (
     InvalidFilterError,
     InvalidSyntaxError,
     NotFoundError,
-    ScimError,
     UnauthorizedError,
     UnsupportedMediaTypeError,
 )
@@ -224,10 +231,54 @@ async def patch(request: web.Request) -> web.Response:
     return _one(request, resource_type, updated)
 
 
-async def not_implemented(request: web.Request) -> web.Response:
-    error = ScimError(f"{request.method} is not supported on this endpoint yet")
-    error.status = 501
-    raise error
+# --- Bulk (RFC 7644 §3.7) -------------------------------------------------------------------
+
+_ENDPOINTS = {"Users": USER, "Groups": GROUP}
+
+
+async def bulk(request: web.Request) -> web.Response:
+    """Each operation is the same use case as its own request, in its own transaction: one
+    that fails changes nothing and the others go on (§3.7)."""
+    settings = request.config_dict[SETTINGS]
+    if request.content_length is not None:
+        check_payload_size(request.content_length, max_payload_size=settings.max_body_bytes)
+    parsed = parse_bulk_request(await _body(request), max_operations=settings.bulk_max_operations)
+    provisioning, tenant_id = _provisioning(request), _principal(request).tenant_id
+    base = base_url(request)
+
+    def locate(endpoint: str, resource_id: str) -> str:
+        return f"{base}/{endpoint}/{resource_id}"
+
+    async def execute(op: BulkOperation) -> Outcome:
+        resource_type = _ENDPOINTS[op.resource_type_endpoint]
+        if op.method == "POST":
+            done = await provisioning.create(tenant_id, resource_type, op.data)
+            status = 201
+        elif op.method == "DELETE":
+            assert op.resource_id is not None
+            await provisioning.delete(tenant_id, resource_type, op.resource_id, op.version)
+            return Outcome(204, op.resource_id, locate(op.resource_type_endpoint, op.resource_id))
+        elif op.method == "PUT":
+            assert op.resource_id is not None
+            done = await provisioning.replace(
+                tenant_id, resource_type, op.resource_id, op.data, op.version
+            )
+            status = 200
+        else:
+            assert op.resource_id is not None
+            done = await provisioning.patch(
+                tenant_id, resource_type, op.resource_id, op.data, op.version
+            )
+            status = 200
+        return Outcome(
+            status,
+            done["id"],
+            locate(op.resource_type_endpoint, done["id"]),
+            done["meta"]["version"],
+        )
+
+    results = await run_bulk(parsed, execute, locate=locate)
+    return scim_json(bulk_response(results))
 
 
 # --- listing and search ---------------------------------------------------------------------
@@ -357,9 +408,10 @@ async def service_provider_config(request: web.Request) -> web.Response:
         max_results=settings.scim_max_results,
         max_payload_size=settings.max_body_bytes,
         patch=True,
-        bulk=False,
+        bulk=True,
         etag=True,
         sort=True,
+        max_operations=settings.bulk_max_operations,
     )
     return scim_json(body)
 
@@ -401,7 +453,7 @@ def create_scim_app(client_max_size: int) -> web.Application:
     r.add_get("/{tenant}/Schemas", schemas)
     r.add_get("/{tenant}/Schemas/{urn}", schema)
     r.add_post("/{tenant}/.search", search_root)
-    r.add_post("/{tenant}/Bulk", not_implemented)
+    r.add_post("/{tenant}/Bulk", bulk)
     r.add_get(f"/{{tenant}}/{kind}", list_resources)
     r.add_post(f"/{{tenant}}/{kind}", create)
     r.add_post(f"/{{tenant}}/{kind}/.search", search_resources)

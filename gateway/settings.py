@@ -43,6 +43,9 @@ class Settings(BaseModel):
     max_body_bytes: int = Field(
         1_048_576, ge=1024, description="Largest request body accepted; larger is 413."
     )
+    bulk_max_operations: int = Field(
+        1000, ge=1, description="Most operations one Bulk request may hold; more is 413."
+    )
     filter_max_length: int = Field(4096, ge=16, description="Longest `filter` accepted.")
     filter_max_depth: int = Field(32, ge=1, description="Deepest filter nesting accepted.")
     token_cache_seconds: float = Field(
