@@ -1,12 +1,14 @@
 """The Postgres store behind the SCIM endpoints: tenants, tokens, users, groups, memberships.
 
-Contract (kept by every method, proven in tests/test_store.py on real Postgres):
+Contract (kept by every method; tests/test_scim_*.py prove it through the app on Postgres):
 - every read and write is scoped by `tenant_id`; another tenant's id is "not found";
 - writes are single transactions: a method that raises has changed no row;
 - userName is unique per tenant case-insensitively: a duplicate raises `UniquenessError`
   (also under concurrent inserts, by the unique index, never by a prior SELECT);
-- replaces are version-checked (`If-Match`) and bump `version`; a stale version raises
-  `PreconditionFailedError`;
+- replaces are version-checked and bump `version`: a stale `If-Match` raises
+  `PreconditionFailedError`, and a write without one that loses a race is built again on the
+  newer resource (no update is lost, no lock is held while the change is built);
+- SCIM sees only groups of origin 'scim'; a product group's name is never a SCIM group's;
 - group members are changed set-wise, and a member id unknown in the tenant raises
   `InvalidValueError` before anything is written;
 - results are fresh dicts in SCIM shape (`id`, `meta` without `location`, users' `groups`,
@@ -53,6 +55,9 @@ from storage.filter_sql import parse_uuid
 from storage.tables import group_members, groups, resource_counts, scim_tokens, tenants, users
 
 UNIQUE_VIOLATION = "23505"
+# A version-checked write that finds the row changed since it was read is built again on the
+# newer row this many times at most.
+_WRITE_ATTEMPTS = 5
 # A group's origin: pushed by SCIM (the only groups SCIM reads or writes), or made in the
 # product by an admin or the CLI.
 SCIM_ORIGIN = "scim"
@@ -391,45 +396,53 @@ class ScimStore:
         if_match: str | None,
         now: datetime,
     ) -> dict[str, Any]:
-        """Lock the user, let `replace(current)` build the new resource, write it."""
+        """Read the user, let `replace(current)` build the new resource, write it if the
+        version is still the one read.
+
+        Two autocommitted statements and no lock: the UPDATE is conditional on the version.
+        If another write came in between, that is a 412 when the client named a version
+        (If-Match), and otherwise the change is built again on the newer resource.
+        """
         uid = parse_uuid(user_id)
         if uid is None:
             raise NotFoundError(f"User {user_id} not found")
+        params = {"tenant_id": tenant_id, "user_id": uid}
         try:
-            async with self.engine.begin() as conn:
-                row = (
-                    await conn.execute(
-                        self._user_select(tenant_id)
-                        .where(users.c.id == uid)
-                        .with_for_update(of=users)
-                    )
-                ).one_or_none()
-                if row is None:
-                    raise NotFoundError(f"User {user_id} not found")
-                _check_version(if_match, row.version)
-                resource, password_hash = await replace(_user(row))
-                data = _user_data(resource)
-                values: dict[str, Any] = {
-                    "data": data,
-                    "version": row.version + 1,
-                    "updated_at": now,
-                    **_user_columns(data),
-                }
-                if password_hash is not None:
-                    values["password_hash"] = password_hash
-                updated = (
-                    await conn.execute(
-                        update(users)
-                        .where(users.c.id == uid)
-                        .values(**values)
-                        .returning(*_USER_COLUMNS)
-                    )
-                ).one()
+            async with self.single.connect() as conn:
+                for _attempt in range(_WRITE_ATTEMPTS):
+                    row = (await conn.execute(_GET_USER, params)).one_or_none()
+                    if row is None:
+                        raise NotFoundError(f"User {user_id} not found")
+                    _check_version(if_match, row.version)
+                    resource, password_hash = await replace(_user(row))
+                    data = _user_data(resource)
+                    values: dict[str, Any] = {
+                        "data": data,
+                        "version": row.version + 1,
+                        "updated_at": now,
+                        **_user_columns(data),
+                    }
+                    if password_hash is not None:
+                        values["password_hash"] = password_hash
+                    updated = (
+                        await conn.execute(
+                            update(users)
+                            .where(users.c.id == uid, users.c.version == row.version)
+                            .values(**values)
+                            .returning(*_USER_COLUMNS)
+                        )
+                    ).one_or_none()
+                    if updated is not None:
+                        return _user(updated)
+                    if if_match is not None:
+                        raise PreconditionFailedError(
+                            f"resource version changed during the request; it was {if_match}"
+                        )
         except IntegrityError as exc:
             if _is_unique_violation(exc):
                 raise UniquenessError("userName is already taken in this tenant") from None
             raise
-        return _user(updated)
+        raise ConflictError(f"User {user_id} changed {_WRITE_ATTEMPTS} times while being written")
 
     async def delete_user(self, tenant_id: uuid.UUID, user_id: str, if_match: str | None) -> None:
         uid = parse_uuid(user_id)

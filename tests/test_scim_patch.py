@@ -76,6 +76,22 @@ async def test_concurrent_patches_with_one_version_one_wins(scim: Scim) -> None:
     assert stored["meta"]["version"] == 'W/"2"'
 
 
+async def test_concurrent_patches_without_version_lose_no_update(scim: Scim) -> None:
+    created = await _user(scim)
+
+    async def set_attribute(name: str) -> int:
+        body = patch_op({"op": "add", "path": name, "value": name.upper()})
+        status, _, _ = await scim.request("PATCH", f"/Users/{created['id']}", body)
+        return status
+
+    names = ["title", "nickName", "profileUrl", "locale", "timezone", "userType"]
+    assert await asyncio.gather(*(set_attribute(n) for n in names)) == [200] * len(names)
+    _, stored, _ = await scim.get(f"/Users/{created['id']}")
+    # Each write was re-applied on the newer version when it lost a race: none is lost.
+    assert {n: stored.get(n) for n in names} == {n: n.upper() for n in names}
+    assert stored["meta"]["version"] == f'W/"{1 + len(names)}"'
+
+
 async def test_group_patch_is_204_and_changes_members_set_wise(scim: Scim) -> None:
     ids = [(await _user(scim, f"m{i}@corp.example"))["id"] for i in range(4)]
     _, created, _ = await scim.post("/Groups", group("Team", ids[:2]))
