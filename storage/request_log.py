@@ -30,24 +30,24 @@ class LoggedRequest:
 
 
 _FIELDS = tuple(c.name for c in scim_requests.columns if c.name != "id")
+_INSERT = insert(scim_requests)  # executed with many rows of parameters: compiled once
 
 
 class RequestLogStore:
     def __init__(self, engine: AsyncEngine) -> None:
-        # Each call is one statement: no explicit transaction needed.
-        self.engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.engine = engine
+        # Reads and single-statement deletes need no explicit transaction.
+        self.single = engine.execution_options(isolation_level="AUTOCOMMIT")
 
     async def write(self, entries: Sequence[dict[str, Any]]) -> None:
-        """Insert entries (dicts with every column but `id`) in one statement."""
+        """Insert entries (dicts with every column but `id`)."""
         if not entries:
             return
-        async with self.engine.connect() as conn:
-            await conn.execute(
-                insert(scim_requests).values([{k: e[k] for k in _FIELDS} for e in entries])
-            )
+        async with self.engine.begin() as conn:  # one commit for the batch
+            await conn.execute(_INSERT, [{k: e[k] for k in _FIELDS} for e in entries])
 
     async def prune(self, before: datetime) -> int:
-        async with self.engine.connect() as conn:
+        async with self.single.connect() as conn:
             result = await conn.execute(delete(scim_requests).where(scim_requests.c.at < before))
             return result.rowcount
 
@@ -70,7 +70,7 @@ class RequestLogStore:
             statement = statement.where(scim_requests.c.status >= min_status)
         if method:
             statement = statement.where(scim_requests.c.method == method.upper())
-        async with self.engine.connect() as conn:
+        async with self.single.connect() as conn:
             return [LoggedRequest(**r._mapping) for r in await conn.execute(statement)]
 
 

@@ -17,17 +17,22 @@ Contract (kept by every method; tests/test_scim_*.py prove it through the app on
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     ColumnElement,
     Select,
     String,
+    Uuid,
+    all_,
     and_,
+    any_,
     bindparam,
     delete,
     func,
@@ -35,10 +40,10 @@ from sqlalchemy import (
     literal,
     literal_column,
     select,
+    text,
     type_coerce,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -174,6 +179,14 @@ _USERS_NAMED = (
     .limit(bindparam("limit"))
 )
 _COUNT_USERS_NAMED = select(func.count()).select_from(users).where(_NAMED)
+# Executed with the columns to write as parameters (the statement's compiled form is cached
+# per set of columns).
+_INSERT_USER = insert(users).returning(users.c.created_at, users.c.updated_at, users.c.version)
+_UPDATE_USER = (
+    update(users)
+    .where(users.c.id == bindparam("b_id"), users.c.version == bindparam("b_version"))
+    .returning(*_USER_COLUMNS)
+)
 
 _GROUP_COLUMNS = (
     groups.c.id,
@@ -182,6 +195,49 @@ _GROUP_COLUMNS = (
     groups.c.created_at,
     groups.c.updated_at,
 )
+
+
+_GET_GROUP = select(*_GROUP_COLUMNS).where(
+    groups.c.tenant_id == bindparam("tenant_id"),
+    groups.c.id == bindparam("group_id"),
+    groups.c.origin == SCIM_ORIGIN,
+)
+_UPDATE_GROUP = (
+    update(groups)
+    .where(groups.c.id == bindparam("b_id"), groups.c.version == bindparam("b_version"))
+    .returning(*_GROUP_COLUMNS)
+)
+_UUIDS = ARRAY(Uuid)
+# Membership changes are single statements over arrays of ids: one prepared statement
+# whatever the number of members, and no member list is ever read to change it.
+_ADD_MEMBERS = text(
+    """
+    WITH found AS (
+      SELECT id, 'User' AS kind FROM users WHERE tenant_id = :tenant_id AND id = ANY(:ids)
+      UNION ALL
+      SELECT id, 'Group' FROM groups
+      WHERE tenant_id = :tenant_id AND id = ANY(:ids) AND origin = 'scim'
+    ), added AS (
+      INSERT INTO group_members (group_id, member_id, tenant_id, member_type)
+      SELECT :group_id, id, :tenant_id, kind FROM found
+      ON CONFLICT DO NOTHING
+    )
+    SELECT id FROM found
+    """
+).bindparams(
+    bindparam("tenant_id", type_=Uuid),
+    bindparam("group_id", type_=Uuid),
+    bindparam("ids", type_=_UUIDS),
+)
+_REMOVE_MEMBERS = delete(group_members).where(
+    group_members.c.group_id == bindparam("group_id"),
+    group_members.c.member_id == any_(bindparam("ids", type_=_UUIDS)),
+)
+_KEEP_ONLY_MEMBERS = delete(group_members).where(
+    group_members.c.group_id == bindparam("group_id"),
+    group_members.c.member_id != all_(bindparam("ids", type_=_UUIDS)),
+)
+_REMOVE_ALL_MEMBERS = delete(group_members).where(group_members.c.group_id == bindparam("group_id"))
 
 
 def _meta(resource_type: str, row: Any) -> dict[str, Any]:
@@ -232,11 +288,38 @@ PatchGroup = Callable[[dict[str, Any]], Awaitable[tuple[dict[str, Any], MemberCh
 
 
 class ScimStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, connection: AsyncConnection | None = None) -> None:
         self.engine = engine
         # A single statement is atomic on its own: reads, and writes of one statement, skip
         # the BEGIN / COMMIT (or ROLLBACK) round trips of an explicit transaction.
         self.single = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self._connection = connection
+
+    def within(self, connection: AsyncConnection) -> ScimStore:
+        """This store working inside `connection`'s open transaction: each method's work is
+        a savepoint of it (released on success, rolled back on error), and nothing is
+        committed until the caller commits. Bulk runs its operations so."""
+        return ScimStore(self.engine, connection)
+
+    @contextlib.asynccontextmanager
+    async def _statement(self) -> AsyncIterator[AsyncConnection]:
+        """A connection for reads and for writes of a single statement."""
+        if self._connection is None:
+            async with self.single.connect() as conn:
+                yield conn
+        else:
+            async with self._connection.begin_nested():
+                yield self._connection
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
+        """A connection in a transaction (a savepoint, within another's)."""
+        if self._connection is None:
+            async with self.engine.begin() as conn:
+                yield conn
+        else:
+            async with self._connection.begin_nested():
+                yield self._connection
 
     # --- tenants and tokens -------------------------------------------------------------
 
@@ -351,23 +434,18 @@ class ScimStore:
         data = {"active": True} | _user_data(resource)
         try:
             # One INSERT (its count trigger runs in the same statement's transaction).
-            async with self.single.connect() as conn:
-                row = (
-                    await conn.execute(
-                        insert(users)
-                        .values(
-                            id=user_id,
-                            tenant_id=tenant_id,
-                            data=data,
-                            password_hash=password_hash,
-                            version=1,
-                            created_at=now,
-                            updated_at=now,
-                            **_user_columns(data),
-                        )
-                        .returning(users.c.created_at, users.c.updated_at, users.c.version)
-                    )
-                ).one()
+            params = {
+                "id": user_id,
+                "tenant_id": tenant_id,
+                "data": data,
+                "password_hash": password_hash,
+                "version": 1,
+                "created_at": now,
+                "updated_at": now,
+                **_user_columns(data),
+            }
+            async with self._statement() as conn:
+                row = (await conn.execute(_INSERT_USER, params)).one()
         except IntegrityError as exc:
             if _is_unique_violation(exc):
                 raise UniquenessError(
@@ -408,7 +486,7 @@ class ScimStore:
             raise NotFoundError(f"User {user_id} not found")
         params = {"tenant_id": tenant_id, "user_id": uid}
         try:
-            async with self.single.connect() as conn:
+            async with self._statement() as conn:
                 for _attempt in range(_WRITE_ATTEMPTS):
                     row = (await conn.execute(_GET_USER, params)).one_or_none()
                     if row is None:
@@ -417,6 +495,8 @@ class ScimStore:
                     resource, password_hash = await replace(_user(row))
                     data = _user_data(resource)
                     values: dict[str, Any] = {
+                        "b_id": uid,
+                        "b_version": row.version,
                         "data": data,
                         "version": row.version + 1,
                         "updated_at": now,
@@ -424,14 +504,7 @@ class ScimStore:
                     }
                     if password_hash is not None:
                         values["password_hash"] = password_hash
-                    updated = (
-                        await conn.execute(
-                            update(users)
-                            .where(users.c.id == uid, users.c.version == row.version)
-                            .values(**values)
-                            .returning(*_USER_COLUMNS)
-                        )
-                    ).one_or_none()
+                    updated = (await conn.execute(_UPDATE_USER, values)).one_or_none()
                     if updated is not None:
                         return _user(updated)
                     if if_match is not None:
@@ -501,31 +574,29 @@ class ScimStore:
 
     # --- groups ------------------------------------------------------------------------
 
-    async def _resolve_members(
-        self, conn: AsyncConnection, tenant_id: uuid.UUID, values: Sequence[str]
-    ) -> dict[uuid.UUID, str]:
-        """Map member ids to 'User'/'Group'; any id unknown in the tenant is an error."""
+    async def _add_members(
+        self,
+        conn: AsyncConnection,
+        tenant_id: uuid.UUID,
+        group_id: uuid.UUID,
+        values: Sequence[str],
+    ) -> None:
+        """Add members set-wise (present ones stay); any id that is not a User or a SCIM Group
+        of the tenant raises `InvalidValueError`, and the caller's transaction rolls back."""
+        if not values:
+            return
         wanted = {v: parse_uuid(v) for v in values}
-        ids = [u for u in wanted.values() if u is not None]
-        found: dict[uuid.UUID, str] = {}
+        ids = list({u for u in wanted.values() if u is not None})
+        if group_id in ids:
+            raise InvalidValueError("a group cannot be a member of itself")
+        found: set[uuid.UUID] = set()
         if ids:
-            rows = await conn.execute(
-                select(users.c.id, literal("User").label("kind"))
-                .where(users.c.tenant_id == tenant_id, users.c.id.in_(ids))
-                .union_all(
-                    select(groups.c.id, literal("Group").label("kind")).where(
-                        groups.c.tenant_id == tenant_id,
-                        groups.c.id.in_(ids),
-                        groups.c.origin == SCIM_ORIGIN,
-                    )
-                )
-            )
-            found = {r.id: r.kind for r in rows}
+            params = {"tenant_id": tenant_id, "group_id": group_id, "ids": ids}
+            found = set((await conn.execute(_ADD_MEMBERS, params)).scalars())
         missing = [v for v, u in wanted.items() if u is None or u not in found]
         if missing:
             shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
             raise InvalidValueError(f"members not found in this tenant: {shown}")
-        return found
 
     async def _members(
         self, conn: AsyncConnection, group_ids: Sequence[uuid.UUID]
@@ -558,46 +629,14 @@ class ScimStore:
             out[r.group_id].append(member)
         return out
 
-    async def _set_members(
-        self,
-        conn: AsyncConnection,
-        tenant_id: uuid.UUID,
-        group_id: uuid.UUID,
-        kinds: dict[uuid.UUID, str],
-        replace: bool,
-    ) -> None:
-        m = group_members
-        if replace:
-            stale = delete(m).where(m.c.group_id == group_id)
-            if kinds:
-                stale = stale.where(m.c.member_id.not_in(list(kinds)))
-            await conn.execute(stale)
-        if kinds:
-            await conn.execute(
-                pg_insert(m)
-                .values(
-                    [
-                        {
-                            "group_id": group_id,
-                            "member_id": member_id,
-                            "tenant_id": tenant_id,
-                            "member_type": kind,
-                        }
-                        for member_id, kind in kinds.items()
-                    ]
-                )
-                .on_conflict_do_nothing()
-            )
-
     async def create_group(
         self, tenant_id: uuid.UUID, resource: dict[str, Any], now: datetime
     ) -> dict[str, Any]:
         group_id = uuid.uuid4()
         data = _group_data(resource)
         values = [m["value"] for m in resource.get("members", ())]
-        async with self.engine.begin() as conn:
+        async with self._transaction() as conn:
             await _claim_group_name(conn, tenant_id, data["displayName"])
-            kinds = await self._resolve_members(conn, tenant_id, values)
             row = (
                 await conn.execute(
                     insert(groups)
@@ -614,8 +653,8 @@ class ScimStore:
                     .returning(*_GROUP_COLUMNS)
                 )
             ).one()
-            await self._set_members(conn, tenant_id, group_id, kinds, replace=False)
-            members = (await self._members(conn, [group_id]))[group_id]
+            await self._add_members(conn, tenant_id, group_id, values)
+            members = (await self._members(conn, [group_id]))[group_id] if values else []
         return _group(row, members)
 
     async def get_group(
@@ -624,16 +663,9 @@ class ScimStore:
         gid = parse_uuid(group_id)
         if gid is None:
             return None
-        async with self.engine.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(*_GROUP_COLUMNS).where(
-                        groups.c.tenant_id == tenant_id,
-                        groups.c.id == gid,
-                        groups.c.origin == SCIM_ORIGIN,
-                    )
-                )
-            ).one_or_none()
+        async with self._transaction() as conn:  # the group and its members in one snapshot
+            params = {"tenant_id": tenant_id, "group_id": gid}
+            row = (await conn.execute(_GET_GROUP, params)).one_or_none()
             if row is None:
                 return None
             members = (await self._members(conn, [gid]))[gid] if with_members else []
@@ -650,17 +682,15 @@ class ScimStore:
         gid = parse_uuid(group_id)
         if gid is None:
             raise NotFoundError(f"Group {group_id} not found")
-        async with self.engine.begin() as conn:
+        async with self._transaction() as conn:
             row = await _lock_group(conn, tenant_id, gid, group_id, if_match)
             current = _group(row, (await self._members(conn, [gid]))[gid])
             resource = await replace(current)
             values = [m["value"] for m in resource.get("members", ())]
-            if group_id in values or str(gid) in values:
-                raise InvalidValueError("a group cannot be a member of itself")
-            kinds = await self._resolve_members(conn, tenant_id, values)
-            data = _group_data(resource)
-            updated = await _write_group(conn, tenant_id, row, data, now)
-            await self._set_members(conn, tenant_id, gid, kinds, replace=True)
+            updated = await _write_group(conn, tenant_id, row, _group_data(resource), now)
+            keep = [u for u in map(parse_uuid, values) if u is not None]
+            await conn.execute(_KEEP_ONLY_MEMBERS, {"group_id": gid, "ids": keep})
+            await self._add_members(conn, tenant_id, gid, values)
             members = (await self._members(conn, [gid]))[gid]
         return _group(updated, members)
 
@@ -673,41 +703,50 @@ class ScimStore:
         now: datetime,
         with_members: bool,
     ) -> dict[str, Any]:
-        """Lock the group (not its members), let `patch(current)` build the new resource and
-        the membership changes, and apply those set-wise: the member list is never loaded,
-        so the cost follows the size of the change, not of the group."""
+        """Read the group (not its members), let `patch(current)` build the new resource and
+        the membership changes, then write both in one transaction that starts with the
+        version-checked UPDATE of the group's row. Members change set-wise: the member list
+        is never loaded, so the cost follows the size of the change, not of the group. A
+        PATCH without If-Match that loses a race is built again on the newer group."""
         gid = parse_uuid(group_id)
         if gid is None:
             raise NotFoundError(f"Group {group_id} not found")
-        m = group_members
-        async with self.engine.begin() as conn:
-            row = await _lock_group(conn, tenant_id, gid, group_id, if_match)
+        params = {"tenant_id": tenant_id, "group_id": gid}
+        for _attempt in range(_WRITE_ATTEMPTS):
+            async with self._statement() as conn:
+                row = (await conn.execute(_GET_GROUP, params)).one_or_none()
+            if row is None:
+                raise NotFoundError(f"Group {group_id} not found")
+            _check_version(if_match, row.version)
             resource, changes = await patch(_group(row, []))
-            incoming = [member["value"] for member in (changes.replace or changes.add)]
-            if str(gid) in incoming:
-                raise InvalidValueError("a group cannot be a member of itself")
-            kinds = await self._resolve_members(conn, tenant_id, incoming)
-            if changes.replace is not None:
-                await self._set_members(conn, tenant_id, gid, kinds, replace=True)
-            else:
-                if changes.remove_all:
-                    await conn.execute(delete(m).where(m.c.group_id == gid))
-                gone = [u for u in map(parse_uuid, changes.remove) if u is not None]
-                if gone:
-                    await conn.execute(
-                        delete(m).where(m.c.group_id == gid, m.c.member_id.in_(gone))
-                    )
-                await self._set_members(conn, tenant_id, gid, kinds, replace=False)
-            data = _group_data(resource)
-            updated = await _write_group(conn, tenant_id, row, data, now)
-            members = (await self._members(conn, [gid]))[gid] if with_members else []
-        return _group(updated, members)
+            async with self._transaction() as conn:
+                updated = await _write_group(conn, tenant_id, row, _group_data(resource), now)
+                if updated is None:
+                    if if_match is not None:
+                        raise PreconditionFailedError(
+                            f"resource version changed during the request; it was {if_match}"
+                        )
+                    continue  # nothing was written: build the change again
+                incoming = [member["value"] for member in (changes.replace or changes.add)]
+                if changes.replace is not None:
+                    keep = [u for u in map(parse_uuid, incoming) if u is not None]
+                    await conn.execute(_KEEP_ONLY_MEMBERS, {"group_id": gid, "ids": keep})
+                elif changes.remove_all:
+                    await conn.execute(_REMOVE_ALL_MEMBERS, {"group_id": gid})
+                else:
+                    gone = [u for u in map(parse_uuid, changes.remove) if u is not None]
+                    if gone:
+                        await conn.execute(_REMOVE_MEMBERS, {"group_id": gid, "ids": gone})
+                await self._add_members(conn, tenant_id, gid, incoming)
+                members = (await self._members(conn, [gid]))[gid] if with_members else []
+            return _group(updated, members)
+        raise ConflictError(f"Group {group_id} changed {_WRITE_ATTEMPTS} times while being written")
 
     async def delete_group(self, tenant_id: uuid.UUID, group_id: str, if_match: str | None) -> None:
         gid = parse_uuid(group_id)
         if gid is None:
             raise NotFoundError(f"Group {group_id} not found")
-        async with self.engine.begin() as conn:
+        async with self._transaction() as conn:
             version = (
                 await conn.execute(
                     select(groups.c.version)
@@ -903,22 +942,19 @@ async def _lock_group(
 async def _write_group(
     conn: AsyncConnection, tenant_id: uuid.UUID, row: Any, data: dict[str, Any], now: datetime
 ) -> Any:
-    """Write a locked group's new body, bumping its version."""
+    """Write a group's new body if its version is still `row`'s, bumping it; None if not."""
     if data["displayName"].lower() != row.data["displayName"].lower():
         await _claim_group_name(conn, tenant_id, data["displayName"])
-    statement = (
-        update(groups)
-        .where(groups.c.id == row.id)
-        .values(
-            display_name=data["displayName"],
-            external_id=data.get("externalId"),
-            data=data,
-            version=row.version + 1,
-            updated_at=now,
-        )
-        .returning(*_GROUP_COLUMNS)
-    )
-    return (await conn.execute(statement)).one()
+    params = {
+        "b_id": row.id,
+        "b_version": row.version,
+        "display_name": data["displayName"],
+        "external_id": data.get("externalId"),
+        "data": data,
+        "version": row.version + 1,
+        "updated_at": now,
+    }
+    return (await conn.execute(_UPDATE_GROUP, params)).one_or_none()
 
 
 async def _lock_group_name(conn: AsyncConnection, tenant_id: uuid.UUID, name: str) -> None:
