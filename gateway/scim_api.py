@@ -237,14 +237,13 @@ _ENDPOINTS = {"Users": USER, "Groups": GROUP}
 
 
 async def bulk(request: web.Request) -> web.Response:
-    """Each operation is the same use case as its own request, in its own transaction: one
-    that fails changes nothing and the others go on (§3.7)."""
+    """Each operation is the same use case as its own request: one that fails changes
+    nothing and the others go on (§3.7)."""
     settings = request.config_dict[SETTINGS]
     if request.content_length is not None:
         check_payload_size(request.content_length, max_payload_size=settings.max_body_bytes)
     parsed = parse_bulk_request(await _body(request), max_operations=settings.bulk_max_operations)
-    provisioning, tenant_id = _provisioning(request), _principal(request).tenant_id
-    base = base_url(request)
+    tenant_id, base = _principal(request).tenant_id, base_url(request)
 
     def locate(endpoint: str, resource_id: str) -> str:
         return f"{base}/{endpoint}/{resource_id}"
@@ -277,7 +276,12 @@ async def bulk(request: web.Request) -> web.Response:
             done["meta"]["version"],
         )
 
-    results = await run_bulk(parsed, execute, locate=locate)
+    # One transaction, each operation a savepoint of it: an operation that fails is rolled
+    # back alone, and the whole request costs one commit.
+    store = request.config_dict[STORE]
+    async with store.engine.begin() as conn:
+        provisioning = Provisioning(store.within(conn), request.config_dict[CLOCK])
+        results = await run_bulk(parsed, execute, locate=locate)
     return scim_json(bulk_response(results))
 
 

@@ -11,6 +11,9 @@ Contract (kept by every method; tests/test_scim_*.py prove it through the app on
 - SCIM sees only groups of origin 'scim'; a product group's name is never a SCIM group's;
 - group members are changed set-wise, and a member id unknown in the tenant raises
   `InvalidValueError` before anything is written;
+- `within(connection)` gives a store whose user and group methods run as savepoints of the
+  caller's transaction and never take another connection (which could wait on a row lock
+  that transaction holds);
 - results are fresh dicts in SCIM shape (`id`, `meta` without `location`, users' `groups`,
   groups' `members` with `value`/`type`/`display`) that the caller may modify.
 """
@@ -461,7 +464,7 @@ class ScimStore:
         uid = parse_uuid(user_id)
         if uid is None:
             return None
-        async with self.single.connect() as conn:
+        async with self._statement() as conn:
             params = {"tenant_id": tenant_id, "user_id": uid}
             row = (await conn.execute(_GET_USER, params)).one_or_none()
         return _user(row) if row else None
@@ -521,7 +524,7 @@ class ScimStore:
         uid = parse_uuid(user_id)
         if uid is None:
             raise NotFoundError(f"User {user_id} not found")
-        async with self.engine.begin() as conn:
+        async with self._transaction() as conn:
             version = (
                 await conn.execute(
                     select(users.c.version)
@@ -564,7 +567,7 @@ class ScimStore:
             "offset": start_index - 1,
             "limit": count,
         }
-        async with self.single.connect() as conn:
+        async with self._statement() as conn:
             if count > 0:
                 rows = (await conn.execute(_USERS_NAMED, params)).all()
                 if rows:
@@ -797,7 +800,7 @@ class ScimStore:
         if not rows:
             return Page(page.total, [])
         if with_members:
-            async with self.single.connect() as conn:  # one statement: no transaction
+            async with self._statement() as conn:  # one statement: no transaction
                 members = await self._members(conn, [r.id for r in rows])
         else:
             members = {r.id: [] for r in rows}
@@ -877,7 +880,7 @@ class ScimStore:
         else:
             counting = select(func.count()).select_from(table).where(condition)
             total_column = func.count().over()
-        async with self.single.connect() as conn:
+        async with self._statement() as conn:
             if count == 0:
                 return Page(int((await conn.execute(counting)).scalar_one()), [])
             ordering: list[ColumnElement[Any]] = []
