@@ -30,6 +30,8 @@ from typing import Any
 from sqlalchemy import (
     ARRAY,
     ColumnElement,
+    DateTime,
+    Integer,
     Select,
     String,
     Uuid,
@@ -37,6 +39,7 @@ from sqlalchemy import (
     and_,
     any_,
     bindparam,
+    column,
     delete,
     func,
     insert,
@@ -47,6 +50,7 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -64,8 +68,8 @@ from storage.tables import group_members, groups, resource_counts, scim_tokens, 
 
 UNIQUE_VIOLATION = "23505"
 # A version-checked write that finds the row changed since it was read is built again on the
-# newer row this many times at most.
-_WRITE_ATTEMPTS = 5
+# newer row; the last of this many attempts locks the row first.
+_WRITE_ATTEMPTS = 3
 # A group's origin: pushed by SCIM (the only groups SCIM reads or writes), or made in the
 # product by an admin or the CLI.
 SCIM_ORIGIN = "scim"
@@ -174,6 +178,7 @@ _NAMED = and_(
     users.c.tenant_id == bindparam("tenant_id"),
     func.lower(users.c.user_name) == func.lower(bindparam("user_name", type_=String)),
 )
+_GET_USER_FOR_UPDATE = _GET_USER.with_for_update(of=users)
 _USERS_NAMED = (
     select(*_USER_COLUMNS, func.count().over().label("total"))
     .where(_NAMED)
@@ -232,6 +237,71 @@ _ADD_MEMBERS = text(
     bindparam("group_id", type_=Uuid),
     bindparam("ids", type_=_UUIDS),
 )
+
+
+def _patch_group_statement(removal: str) -> Any:
+    """A group PATCH that keeps its name, as one statement: the version-checked UPDATE of
+    the group's row, the removal of members and the set-wise addition of the ids in `add`,
+    all or nothing. The row is updated only if every id in `add` is a User or SCIM Group of
+    the tenant; the statement returns the updated row (none if the version or a member did
+    not match) and the ids it found. `removal` is "listed" (the ids in `remove`), "keep"
+    (every member not in `add`: a replace) or "all"."""
+    condition = {
+        "listed": "AND member_id = ANY(:remove)",
+        "keep": "AND member_id <> ALL(:add)",
+        "all": "",
+    }[removal]
+    sql = f"""
+            WITH found AS (
+              SELECT id, 'User' AS kind FROM users WHERE tenant_id = :tenant_id AND id = ANY(:add)
+              UNION ALL
+              SELECT id, 'Group' FROM groups
+              WHERE tenant_id = :tenant_id AND id = ANY(:add) AND origin = 'scim'
+            ), g AS (
+              UPDATE groups
+              SET display_name = :display_name, external_id = :external_id, data = :data,
+                  version = version + 1, updated_at = :now
+              WHERE id = :group_id AND tenant_id = :tenant_id AND version = :version
+                AND (SELECT count(*) FROM found) = cardinality(:add)
+              RETURNING id, data, version, created_at, updated_at
+            ), removed AS (
+              DELETE FROM group_members
+              WHERE group_id = :group_id AND EXISTS (SELECT 1 FROM g) {condition}
+            ), added AS (
+              INSERT INTO group_members (group_id, member_id, tenant_id, member_type)
+              SELECT :group_id, id, :tenant_id, kind FROM found WHERE EXISTS (SELECT 1 FROM g)
+              ON CONFLICT DO NOTHING
+            )
+            SELECT g.id, g.data, g.version, g.created_at, g.updated_at,
+                   (SELECT coalesce(array_agg(id), '{{}}') FROM found) AS found
+            FROM (SELECT 1) AS one LEFT JOIN g ON true
+            """
+    types: dict[str, Any] = {
+        "tenant_id": Uuid,
+        "group_id": Uuid,
+        "version": Integer,
+        "display_name": String,
+        "external_id": String,
+        "data": JSONB,
+        "now": DateTime(timezone=True),
+        "add": _UUIDS,
+        "remove": _UUIDS,
+    }
+    return (
+        text(sql)
+        .bindparams(*(bindparam(n, type_=t) for n, t in types.items() if f":{n}" in sql))
+        .columns(
+            column("id", Uuid),
+            column("data", JSONB),
+            column("version", Integer),
+            column("created_at", DateTime(timezone=True)),
+            column("updated_at", DateTime(timezone=True)),
+            column("found", _UUIDS),
+        )
+    )
+
+
+_PATCH_GROUP = {removal: _patch_group_statement(removal) for removal in ("listed", "keep", "all")}
 _REMOVE_MEMBERS = delete(group_members).where(
     group_members.c.group_id == bindparam("group_id"),
     group_members.c.member_id == any_(bindparam("ids", type_=_UUIDS)),
@@ -482,16 +552,20 @@ class ScimStore:
 
         Two autocommitted statements and no lock: the UPDATE is conditional on the version.
         If another write came in between, that is a 412 when the client named a version
-        (If-Match), and otherwise the change is built again on the newer resource.
+        (If-Match), and otherwise the change is built again on the newer resource; the last
+        of `_WRITE_ATTEMPTS` attempts locks the row first, so busy writers queue.
         """
         uid = parse_uuid(user_id)
         if uid is None:
             raise NotFoundError(f"User {user_id} not found")
         params = {"tenant_id": tenant_id, "user_id": uid}
         try:
-            async with self._statement() as conn:
-                for _attempt in range(_WRITE_ATTEMPTS):
-                    row = (await conn.execute(_GET_USER, params)).one_or_none()
+            for attempt in range(_WRITE_ATTEMPTS):
+                locked = attempt == _WRITE_ATTEMPTS - 1
+                scope = self._transaction() if locked else self._statement()
+                async with scope as conn:
+                    read = _GET_USER_FOR_UPDATE if locked else _GET_USER
+                    row = (await conn.execute(read, params)).one_or_none()
                     if row is None:
                         raise NotFoundError(f"User {user_id} not found")
                     _check_version(if_match, row.version)
@@ -508,17 +582,17 @@ class ScimStore:
                     if password_hash is not None:
                         values["password_hash"] = password_hash
                     updated = (await conn.execute(_UPDATE_USER, values)).one_or_none()
-                    if updated is not None:
-                        return _user(updated)
-                    if if_match is not None:
-                        raise PreconditionFailedError(
-                            f"resource version changed during the request; it was {if_match}"
-                        )
+                if updated is not None:
+                    return _user(updated)
+                if if_match is not None:
+                    raise PreconditionFailedError(
+                        f"resource version changed during the request; it was {if_match}"
+                    )
         except IntegrityError as exc:
             if _is_unique_violation(exc):
                 raise UniquenessError("userName is already taken in this tenant") from None
             raise
-        raise ConflictError(f"User {user_id} changed {_WRITE_ATTEMPTS} times while being written")
+        raise AssertionError("the locked attempt cannot lose a race")
 
     async def delete_user(self, tenant_id: uuid.UUID, user_id: str, if_match: str | None) -> None:
         uid = parse_uuid(user_id)
@@ -586,20 +660,12 @@ class ScimStore:
     ) -> None:
         """Add members set-wise (present ones stay); any id that is not a User or a SCIM Group
         of the tenant raises `InvalidValueError`, and the caller's transaction rolls back."""
-        if not values:
-            return
-        wanted = {v: parse_uuid(v) for v in values}
-        ids = list({u for u in wanted.values() if u is not None})
-        if group_id in ids:
-            raise InvalidValueError("a group cannot be a member of itself")
+        ids = _member_ids(group_id, values)
         found: set[uuid.UUID] = set()
         if ids:
             params = {"tenant_id": tenant_id, "group_id": group_id, "ids": ids}
             found = set((await conn.execute(_ADD_MEMBERS, params)).scalars())
-        missing = [v for v, u in wanted.items() if u is None or u not in found]
-        if missing:
-            shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
-            raise InvalidValueError(f"members not found in this tenant: {shown}")
+        _check_found(values, found)
 
     async def _members(
         self, conn: AsyncConnection, group_ids: Sequence[uuid.UUID]
@@ -707,43 +773,110 @@ class ScimStore:
         with_members: bool,
     ) -> dict[str, Any]:
         """Read the group (not its members), let `patch(current)` build the new resource and
-        the membership changes, then write both in one transaction that starts with the
-        version-checked UPDATE of the group's row. Members change set-wise: the member list
-        is never loaded, so the cost follows the size of the change, not of the group. A
-        PATCH without If-Match that loses a race is built again on the newer group."""
+        the membership changes, then write both with the version read as the condition: one
+        statement when the name stays, a transaction when it changes (the new name is
+        claimed). Members change set-wise: the member list is never loaded, so the cost
+        follows the size of the change, not of the group.
+
+        A PATCH without If-Match that loses a race is built again on the newer group; after
+        `_WRITE_ATTEMPTS - 1` lost races the last attempt locks the row, so that a busy
+        group's writers queue instead of failing."""
         gid = parse_uuid(group_id)
         if gid is None:
             raise NotFoundError(f"Group {group_id} not found")
         params = {"tenant_id": tenant_id, "group_id": gid}
-        for _attempt in range(_WRITE_ATTEMPTS):
+        for attempt in range(_WRITE_ATTEMPTS):
+            if attempt == _WRITE_ATTEMPTS - 1:
+                async with self._transaction() as conn:
+                    row = await _lock_group(conn, tenant_id, gid, group_id, if_match)
+                    resource, changes = await patch(_group(row, []))
+                    data = _group_data(resource)
+                    updated = await self._patch_group_in_steps(
+                        conn, tenant_id, row, data, changes, now
+                    )
+                break
             async with self._statement() as conn:
                 row = (await conn.execute(_GET_GROUP, params)).one_or_none()
             if row is None:
                 raise NotFoundError(f"Group {group_id} not found")
             _check_version(if_match, row.version)
             resource, changes = await patch(_group(row, []))
-            async with self._transaction() as conn:
-                updated = await _write_group(conn, tenant_id, row, _group_data(resource), now)
-                if updated is None:
-                    if if_match is not None:
-                        raise PreconditionFailedError(
-                            f"resource version changed during the request; it was {if_match}"
-                        )
-                    continue  # nothing was written: build the change again
-                incoming = [member["value"] for member in (changes.replace or changes.add)]
-                if changes.replace is not None:
-                    keep = [u for u in map(parse_uuid, incoming) if u is not None]
-                    await conn.execute(_KEEP_ONLY_MEMBERS, {"group_id": gid, "ids": keep})
-                elif changes.remove_all:
-                    await conn.execute(_REMOVE_ALL_MEMBERS, {"group_id": gid})
-                else:
-                    gone = [u for u in map(parse_uuid, changes.remove) if u is not None]
-                    if gone:
-                        await conn.execute(_REMOVE_MEMBERS, {"group_id": gid, "ids": gone})
-                await self._add_members(conn, tenant_id, gid, incoming)
-                members = (await self._members(conn, [gid]))[gid] if with_members else []
-            return _group(updated, members)
-        raise ConflictError(f"Group {group_id} changed {_WRITE_ATTEMPTS} times while being written")
+            data = _group_data(resource)
+            if data["displayName"].lower() == row.data["displayName"].lower():
+                updated = await self._patch_group_at_once(tenant_id, row, data, changes, now)
+            else:  # a rename also claims the new name: a transaction of several statements
+                async with self._transaction() as conn:
+                    updated = await self._patch_group_in_steps(
+                        conn, tenant_id, row, data, changes, now
+                    )
+            if updated is not None:
+                break
+            if if_match is not None:
+                raise PreconditionFailedError(
+                    f"resource version changed during the request; it was {if_match}"
+                )
+        assert updated is not None  # the locked attempt cannot lose a race
+        if not with_members:
+            return _group(updated, [])
+        async with self._statement() as conn:
+            return _group(updated, (await self._members(conn, [gid]))[gid])
+
+    async def _patch_group_at_once(
+        self,
+        tenant_id: uuid.UUID,
+        row: Any,
+        data: dict[str, Any],
+        changes: MemberChanges,
+        now: datetime,
+    ) -> Any:
+        """The group's new row, or None if its version changed since `row` was read."""
+        incoming = [member["value"] for member in (changes.replace or changes.add)]
+        add = _member_ids(row.id, incoming)
+        removal = (
+            "keep" if changes.replace is not None else "all" if changes.remove_all else "listed"
+        )
+        params = {
+            "tenant_id": tenant_id,
+            "group_id": row.id,
+            "version": row.version,
+            "display_name": data["displayName"],
+            "external_id": data.get("externalId"),
+            "data": data,
+            "now": now,
+            "add": add,
+            "remove": [u for u in map(parse_uuid, changes.remove) if u is not None],
+        }
+        async with self._statement() as conn:
+            result = (await conn.execute(_PATCH_GROUP[removal], params)).one()
+        _check_found(incoming, set(result.found))
+        return result if result.id is not None else None
+
+    async def _patch_group_in_steps(
+        self,
+        conn: AsyncConnection,
+        tenant_id: uuid.UUID,
+        row: Any,
+        data: dict[str, Any],
+        changes: MemberChanges,
+        now: datetime,
+    ) -> Any:
+        """As `_patch_group_at_once`, as several statements of the caller's transaction."""
+        gid = row.id
+        updated = await _write_group(conn, tenant_id, row, data, now)
+        if updated is None:
+            return None
+        incoming = [member["value"] for member in (changes.replace or changes.add)]
+        if changes.replace is not None:
+            keep = [u for u in map(parse_uuid, incoming) if u is not None]
+            await conn.execute(_KEEP_ONLY_MEMBERS, {"group_id": gid, "ids": keep})
+        elif changes.remove_all:
+            await conn.execute(_REMOVE_ALL_MEMBERS, {"group_id": gid})
+        else:
+            gone = [u for u in map(parse_uuid, changes.remove) if u is not None]
+            if gone:
+                await conn.execute(_REMOVE_MEMBERS, {"group_id": gid, "ids": gone})
+        await self._add_members(conn, tenant_id, gid, incoming)
+        return updated
 
     async def delete_group(self, tenant_id: uuid.UUID, group_id: str, if_match: str | None) -> None:
         gid = parse_uuid(group_id)
@@ -940,6 +1073,24 @@ async def _lock_group(
         raise NotFoundError(f"Group {group_id} not found")
     _check_version(if_match, row.version)
     return row
+
+
+def _member_ids(group_id: uuid.UUID, values: Sequence[str]) -> list[uuid.UUID]:
+    """The distinct ids of member `values`; a value that is no id is refused before any
+    statement runs."""
+    _check_found([v for v in values if parse_uuid(v) is None], set())
+    ids = list({u for u in map(parse_uuid, values) if u is not None})
+    if group_id in ids:
+        raise InvalidValueError("a group cannot be a member of itself")
+    return ids
+
+
+def _check_found(values: Sequence[str], found: set[uuid.UUID]) -> None:
+    """Every member value must be the id of a User or SCIM Group of the tenant."""
+    missing = [v for v in values if (u := parse_uuid(v)) is None or u not in found]
+    if missing:
+        shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+        raise InvalidValueError(f"members not found in this tenant: {shown}")
 
 
 async def _write_group(

@@ -205,3 +205,60 @@ async def test_patch_errors(scim: Scim) -> None:
     missing = f"/Users/{'0' * 8}-0000-0000-0000-{'0' * 12}"
     got, _, _ = await scim.request("PATCH", missing, patch_op())
     assert got == 404
+
+
+async def test_group_patch_paths_without_rename(
+    scim: Scim, engine: AsyncEngine, tenant: TenantAccess
+) -> None:
+    """A PATCH that keeps the name is one statement: member checks, replace and remove-all."""
+    ids = [(await _user(scim, f"s{i}@corp.example"))["id"] for i in range(4)]
+    _, created, _ = await scim.post("/Groups", group("Stable", ids[:2]))
+    path = f"/Groups/{created['id']}"
+    before = await table_snapshot(engine, tenant.tenant.id)
+    unknown = patch_op(
+        {"op": "remove", "path": f'members[value eq "{ids[0]}"]'},
+        {"op": "add", "path": "members", "value": [{"value": ids[2]}, {"value": "not-an-id"}]},
+    )
+    status, error, _ = await scim.request("PATCH", path, unknown)
+    assert status == 400 and error["scimType"] == "invalidValue", error
+    assert "not-an-id" in error["detail"]
+    assert await table_snapshot(engine, tenant.tenant.id) == before
+
+    replace = patch_op({"op": "replace", "path": "members", "value": [{"value": ids[3]}]})
+    assert (await scim.request("PATCH", path, replace))[0] == 204
+    _, stored, _ = await scim.get(path)
+    assert [m["value"] for m in stored["members"]] == [ids[3]]
+    assert stored["meta"]["version"] == 'W/"2"'
+
+    everyone = patch_op({"op": "remove", "path": "members"})
+    assert (await scim.request("PATCH", path, everyone))[0] == 204
+    _, stored, _ = await scim.get(path)
+    assert "members" not in stored and stored["displayName"] == "Stable"
+
+
+async def test_concurrent_group_patches_lose_no_member(scim: Scim) -> None:
+    ids = [(await _user(scim, f"c{i}@corp.example"))["id"] for i in range(8)]
+    _, created, _ = await scim.post("/Groups", group("Busy"))
+
+    async def add(member: str) -> int:
+        body = patch_op({"op": "add", "path": "members", "value": [{"value": member}]})
+        status, _, _ = await scim.request("PATCH", f"/Groups/{created['id']}", body)
+        return status
+
+    assert await asyncio.gather(*(add(m) for m in ids)) == [204] * len(ids)
+    _, stored, _ = await scim.get(f"/Groups/{created['id']}")
+    assert {m["value"] for m in stored["members"]} == set(ids)
+    assert stored["meta"]["version"] == f'W/"{1 + len(ids)}"'
+
+    headers = {"If-Match": stored["meta"]["version"]}
+
+    async def remove(member: str) -> int:
+        body = patch_op({"op": "remove", "path": f'members[value eq "{member}"]'})
+        status, _, _ = await scim.request(
+            "PATCH", f"/Groups/{created['id']}", body, headers=headers
+        )
+        return status
+
+    assert sorted(await asyncio.gather(remove(ids[0]), remove(ids[1]))) == [204, 412]
+    _, stored, _ = await scim.get(f"/Groups/{created['id']}")
+    assert len(stored["members"]) == len(ids) - 1
