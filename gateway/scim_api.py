@@ -108,13 +108,18 @@ def _present(
 ) -> dict[str, Any]:
     base = base or base_url(request)
     resource["meta"]["location"] = f"{base}{resource_type.endpoint}/{resource['id']}"
-    for key, kind in (("members", None), ("groups", "Group")):
-        for ref in resource.get(key, ()):
-            endpoint = "/Groups" if (kind or ref.get("type")) == "Group" else "/Users"
-            ref["$ref"] = f"{base}{endpoint}/{ref['value']}"
+    _add_refs(base, resource.get("members", ()), None)
+    _add_refs(base, resource.get("groups", ()), "Group")
     return project_stored(
         resource_type, resource, attributes=attributes, excluded_attributes=excluded
     )
+
+
+def _add_refs(base: str, refs: Any, kind: str | None) -> None:
+    """Each reference's `$ref`: the URL of the User or Group it names."""
+    for ref in refs:
+        endpoint = "/Groups" if (kind or ref.get("type")) == "Group" else "/Users"
+        ref["$ref"] = f"{base}{endpoint}/{ref['value']}"
 
 
 def _one(
@@ -160,20 +165,61 @@ async def create(request: web.Request) -> web.Response:
     return _one(request, resource_type, created, status=201)
 
 
-async def get(request: web.Request) -> web.Response:
+async def get(request: web.Request) -> web.StreamResponse:
     resource_type = _resource_type(request)
     store, tenant_id = request.config_dict[STORE], _principal(request).tenant_id
     resource_id = request.match_info["id"]
-    if resource_type is USER:
-        found = await store.get_user(tenant_id, resource_id)
+    if resource_type is GROUP:
+        if _wants_members(*_projection(request)):
+            return await _stream_group(request, resource_id)
+        found = await store.get_group(tenant_id, resource_id, with_members=False)
     else:
-        found = await store.get_group(tenant_id, resource_id, _wants_members(*_projection(request)))
+        found = await store.get_user(tenant_id, resource_id)
     if found is None:
         raise NotFoundError(f"{resource_type.name} {resource_id} not found")
+    return _not_modified(request, found) or _one(request, resource_type, found)
+
+
+def _not_modified(request: web.Request, found: dict[str, Any]) -> web.Response | None:
     # RFC 7644 §3.14: a GET with a matching If-None-Match is answered 304.
     if request.headers.get("If-None-Match") == found["meta"]["version"]:
         return web.Response(status=304, headers={"ETag": found["meta"]["version"]})
-    return _one(request, resource_type, found)
+    return None
+
+
+async def _stream_group(request: web.Request, group_id: str) -> web.StreamResponse:
+    """A Group with its members, written as they are read in chunks: memory stays flat
+    whatever the group's size."""
+    store, tenant_id = request.config_dict[STORE], _principal(request).tenant_id
+    attributes, excluded = _projection(request)
+    base = base_url(request)
+    async with store.streaming_group(tenant_id, group_id) as found:
+        if found is None:
+            raise NotFoundError(f"Group {group_id} not found")
+        group, chunks = found
+        unchanged = _not_modified(request, group)
+        if unchanged is not None:
+            return unchanged
+        head = orjson.dumps(_present(request, GROUP, group, attributes, excluded, base))
+        response = web.StreamResponse(headers={"ETag": group["meta"]["version"]})
+        response.content_type = SCIM_CONTENT_TYPE
+        response.charset = "utf-8"
+        await response.prepare(request)
+        await response.write(head[:-1])  # the object stays open for "members"
+        opened = False
+        async for members in chunks:
+            _add_refs(base, members, None)
+            shown = project_stored(
+                GROUP, {"members": members}, attributes=attributes, excluded_attributes=excluded
+            ).get("members", [])
+            if not shown:
+                continue
+            items = b",".join(orjson.dumps(m) for m in shown)
+            await response.write((b"," if opened else b',"members":[') + items)
+            opened = True
+        await response.write(b"]}" if opened else b"}")
+        await response.write_eof()
+    return response
 
 
 async def replace(request: web.Request) -> web.Response:

@@ -313,6 +313,33 @@ _KEEP_ONLY_MEMBERS = delete(group_members).where(
 _REMOVE_ALL_MEMBERS = delete(group_members).where(group_members.c.group_id == bindparam("group_id"))
 
 
+_member_user = users.alias("mu")
+_member_group = groups.alias("mg")
+_MEMBERS = (
+    select(
+        group_members.c.group_id,
+        group_members.c.member_id,
+        group_members.c.member_type,
+        func.coalesce(
+            _member_user.c.display_name, _member_user.c.user_name, _member_group.c.display_name
+        ).label("display"),
+    )
+    .select_from(
+        group_members.outerjoin(
+            _member_user, _member_user.c.id == group_members.c.member_id
+        ).outerjoin(_member_group, _member_group.c.id == group_members.c.member_id)
+    )
+    .order_by(group_members.c.group_id, group_members.c.member_id)
+)
+
+
+def _member(row: Any) -> dict[str, Any]:
+    member = {"value": str(row.member_id), "type": row.member_type}
+    if row.display is not None:
+        member["display"] = row.display
+    return member
+
+
 def _meta(resource_type: str, row: Any) -> dict[str, Any]:
     return {
         "resourceType": resource_type,
@@ -670,33 +697,40 @@ class ScimStore:
     async def _members(
         self, conn: AsyncConnection, group_ids: Sequence[uuid.UUID]
     ) -> dict[uuid.UUID, list[dict[str, Any]]]:
-        m = group_members
-        member_user = users.alias("mu")
-        member_group = groups.alias("mg")
-        rows = await conn.execute(
-            select(
-                m.c.group_id,
-                m.c.member_id,
-                m.c.member_type,
-                func.coalesce(
-                    member_user.c.display_name, member_user.c.user_name, member_group.c.display_name
-                ).label("display"),
-            )
-            .select_from(
-                m.outerjoin(member_user, member_user.c.id == m.c.member_id).outerjoin(
-                    member_group, member_group.c.id == m.c.member_id
-                )
-            )
-            .where(m.c.group_id.in_(group_ids))
-            .order_by(m.c.group_id, m.c.member_id)
-        )
+        rows = await conn.execute(_MEMBERS.where(group_members.c.group_id.in_(group_ids)))
         out: dict[uuid.UUID, list[dict[str, Any]]] = {gid: [] for gid in group_ids}
         for r in rows:
-            member = {"value": str(r.member_id), "type": r.member_type}
-            if r.display is not None:
-                member["display"] = r.display
-            out[r.group_id].append(member)
+            out[r.group_id].append(_member(r))
         return out
+
+    @contextlib.asynccontextmanager
+    async def streaming_group(
+        self, tenant_id: uuid.UUID, group_id: str, chunk: int = 1000
+    ) -> AsyncIterator[tuple[dict[str, Any], AsyncIterator[list[dict[str, Any]]]] | None]:
+        """The group (without members) and its members in chunks of `chunk`, read from one
+        snapshot through a server-side cursor: a group of any size is never held whole in
+        memory. None if there is no such group."""
+        gid = parse_uuid(group_id)
+        if gid is None:
+            yield None
+            return
+        repeatable = self.engine.execution_options(isolation_level="REPEATABLE READ")
+        async with repeatable.connect() as conn:
+            params = {"tenant_id": tenant_id, "group_id": gid}
+            row = (await conn.execute(_GET_GROUP, params)).one_or_none()
+            if row is None:
+                yield None
+                return
+
+            async def chunks() -> AsyncIterator[list[dict[str, Any]]]:
+                result = await conn.stream(
+                    _MEMBERS.where(group_members.c.group_id == gid),
+                    execution_options={"yield_per": chunk},
+                )
+                async for partition in result.partitions(chunk):
+                    yield [_member(r) for r in partition]
+
+            yield _group(row, []), chunks()
 
     async def create_group(
         self, tenant_id: uuid.UUID, resource: dict[str, Any], now: datetime

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy import text as sql
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.conftest import Scim, TenantAccess, group, table_snapshot, user
@@ -125,3 +126,49 @@ async def test_excluding_members(scim: Scim) -> None:
     _, page, _ = await scim.get("/Groups", params={"excludedAttributes": "members"})
     assert page["Resources"][0]["displayName"] == "Big"
     assert "members" not in page["Resources"][0]
+
+
+async def test_large_group_is_streamed_in_chunks(
+    scim: Scim, engine: AsyncEngine, tenant: TenantAccess
+) -> None:
+    """Members come from a cursor in chunks of 1,000; the document is the same as ever."""
+    _, created, _ = await scim.post("/Groups", group("Everyone"))
+    async with engine.begin() as conn:
+        await conn.execute(
+            sql(
+                "INSERT INTO users (id, tenant_id, user_name, active, data, version,"
+                " created_at, updated_at)"
+                " SELECT gen_random_uuid(), :t, 'bulk' || i, true,"
+                " jsonb_build_object('userName', 'bulk' || i), 1, now(), now()"
+                " FROM generate_series(1, 2500) AS i"
+            ),
+            {"t": tenant.tenant.id},
+        )
+        await conn.execute(
+            sql(
+                "INSERT INTO group_members (group_id, member_id, tenant_id, member_type)"
+                " SELECT :g, id, :t, 'User' FROM users WHERE tenant_id = :t"
+            ),
+            {"g": created["id"], "t": tenant.tenant.id},
+        )
+    path = f"/Groups/{created['id']}"
+    status, full, resp = await scim.get(path)
+    assert status == 200 and resp.headers["ETag"] == 'W/"1"'
+    assert resp.headers["Content-Type"] == "application/scim+json; charset=utf-8"
+    assert len(full["members"]) == 2500 == len({m["value"] for m in full["members"]})
+    assert full["displayName"] == "Everyone" and full["meta"]["location"].endswith(path)
+    assert all(m["$ref"].endswith(f"/Users/{m['value']}") for m in full["members"])
+    _, slim, _ = await scim.get(path, params={"attributes": "members.display"})
+    assert set(slim) == {"schemas", "id", "members"}
+    assert {m["display"] for m in slim["members"]} == {f"bulk{i}" for i in range(1, 2501)}
+    assert set(slim["members"][0]) == {"display"}
+    status, _, _ = await scim.get(path, headers={"If-None-Match": 'W/"1"'})
+    assert status == 304
+
+
+async def test_group_without_members_has_no_members_attribute(scim: Scim) -> None:
+    _, created, _ = await scim.post("/Groups", group("Empty"))
+    status, fetched, _ = await scim.get(f"/Groups/{created['id']}")
+    assert status == 200 and "members" not in fetched
+    assert fetched["displayName"] == "Empty"
+    assert (await scim.get("/Groups/00000000-0000-0000-0000-000000000000"))[0] == 404
