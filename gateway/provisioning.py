@@ -9,11 +9,12 @@ composes them with the store, the clock and password hashing.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 from gateway.credentials import hash_password
+from scim.errors import ScimError, UniquenessError
 from scim.patch import MemberChanges, apply_patch, parse_patch_request
 from scim.quirks import normalise_patch_request, normalise_resource
 from scim.resources import parse_resource
@@ -34,6 +35,30 @@ class Provisioning:
             password_hash = await _password_hash(resource)
             return await self.store.create_user(tenant_id, resource, password_hash, self.clock())
         return await self.store.create_group(tenant_id, resource, self.clock())
+
+    async def create_users(
+        self, tenant_id: uuid.UUID, bodies: Sequence[Any]
+    ) -> list[dict[str, Any] | ScimError]:
+        """Create users as `create` would one by one, in one statement: each body gives the
+        created user or the error that refused it."""
+        results: list[dict[str, Any] | ScimError] = []
+        positions: list[int] = []
+        valid: list[tuple[dict[str, Any], str | None]] = []
+        for body in bodies:
+            try:
+                resource = parse_resource(USER, normalise_resource(USER, body))
+            except ScimError as error:
+                results.append(error)
+                continue
+            positions.append(len(results))
+            results.append(resource)  # replaced below by what was created
+            valid.append((resource, await _password_hash(resource)))
+        created = await self.store.create_users(tenant_id, valid, self.clock())
+        for position, (resource, _), user in zip(positions, valid, created, strict=True):
+            results[position] = user or UniquenessError(
+                f"userName {resource['userName']!r} is already taken in this tenant"
+            )
+        return results
 
     async def replace(
         self,

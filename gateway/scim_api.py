@@ -32,6 +32,7 @@ from scim.errors import (
     InvalidFilterError,
     InvalidSyntaxError,
     NotFoundError,
+    ScimError,
     UnauthorizedError,
     UnsupportedMediaTypeError,
 )
@@ -322,12 +323,27 @@ async def bulk(request: web.Request) -> web.Response:
             done["meta"]["version"],
         )
 
+    async def execute_many(ops: list[BulkOperation]) -> list[Outcome]:
+        """User creations, in one statement."""
+        made = await provisioning.create_users(tenant_id, [op.data for op in ops])
+        return [
+            Outcome(status=item.status, error=item.to_json())
+            if isinstance(item, ScimError)
+            else Outcome(201, item["id"], locate("Users", item["id"]), item["meta"]["version"])
+            for item in made
+        ]
+
+    def creates_user(op: BulkOperation) -> bool:
+        return op.method == "POST" and op.resource_type_endpoint == "Users"
+
     # One transaction, each operation a savepoint of it: an operation that fails is rolled
     # back alone, and the whole request costs one commit.
     store = request.config_dict[STORE]
     async with store.engine.begin() as conn:
         provisioning = Provisioning(store.within(conn), request.config_dict[CLOCK])
-        results = await run_bulk(parsed, execute, locate=locate)
+        results = await run_bulk(
+            parsed, execute, locate=locate, execute_many=execute_many, batchable=creates_user
+        )
     return scim_json(bulk_response(results))
 
 

@@ -148,6 +148,7 @@ class Outcome:
 
 
 Execute = Callable[[BulkOperation], Awaitable[Outcome]]
+ExecuteMany = Callable[[list[BulkOperation]], Awaitable[list[Outcome]]]
 
 
 # --- The request --------------------------------------------------------------------------------
@@ -349,6 +350,9 @@ async def run_bulk(
     execute: Execute,
     *,
     locate: Callable[[str, str], str] | None = None,
+    execute_many: ExecuteMany | None = None,
+    batchable: Callable[[BulkOperation], bool] | None = None,
+    batch_size: int = 500,
 ) -> list[dict[str, Any]]:
     """Perform the operations of `request` through `execute`; return their §3.7.3 results.
 
@@ -359,6 +363,11 @@ async def run_bulk(
     performed whose path names a resource.
     Results are in request order and hold only the operations processed (see the module
     docstring for the order, the refusals and failOnErrors).
+
+    With `execute_many`, operations for which `batchable(op)` holds, that refer to no bulkId
+    and are ready one after the other, are performed together (up to `batch_size`), with
+    one `Outcome` each, in order: the results are those of performing them one by one. Not
+    when `failOnErrors` is set, which must be able to stop between any two operations.
     """
     ops = request.operations
     count = len(ops)
@@ -395,12 +404,32 @@ async def run_bulk(
     ids: dict[str, str] = {}
     results: list[dict[str, Any] | None] = [None] * count
     errors = 0
+    batching = execute_many is not None and batchable is not None
+    batching = batching and request.fail_on_errors is None
+    done: dict[int, Outcome] = {}  # outcomes of a batch, taken in order below
+
+    def groupable(position: int) -> bool:
+        assert batchable is not None
+        return refused[position] is None and not needs[position] and batchable(ops[position])
+
     while ready:
         position = heapq.heappop(ready)
         op = ops[position]
         error = refused[position]
-        if error is not None:
+        if position in done:
+            outcome = done.pop(position)
+        elif error is not None:
             outcome = Outcome(status=error.status, error=error.to_json())
+        elif batching and groupable(position):
+            batch = [position]
+            while ready and len(batch) < batch_size and groupable(ready[0]):
+                batch.append(heapq.heappop(ready))
+            assert execute_many is not None
+            outcomes = await execute_many([ops[p] for p in batch])
+            done.update(zip(batch[1:], outcomes[1:], strict=True))
+            for later in reversed(batch[1:]):  # back on the heap: handled one by one below
+                heapq.heappush(ready, later)
+            outcome = outcomes[0]
         else:
             if needs[position]:
                 op = substitute(op, ids)

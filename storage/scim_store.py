@@ -29,6 +29,7 @@ from typing import Any
 
 from sqlalchemy import (
     ARRAY,
+    Boolean,
     ColumnElement,
     DateTime,
     Integer,
@@ -190,6 +191,40 @@ _COUNT_USERS_NAMED = select(func.count()).select_from(users).where(_NAMED)
 # Executed with the columns to write as parameters (the statement's compiled form is cached
 # per set of columns).
 _INSERT_USER = insert(users).returning(users.c.created_at, users.c.updated_at, users.c.version)
+# Many users at once (Bulk): one row per array position; a userName already taken (or taken
+# by an earlier row) inserts nothing and returns no row.
+_INSERT_USERS = (
+    text(
+        """
+        INSERT INTO users (id, tenant_id, user_name, external_id, display_name, active, data,
+                           password_hash, version, created_at, updated_at)
+        SELECT id, :tenant_id, user_name, external_id, display_name, active, data,
+               password_hash, 1, :now, :now
+        FROM unnest(:ids, :user_names, :external_ids, :display_names, :actives, :datas,
+                    :password_hashes)
+             AS n(id, user_name, external_id, display_name, active, data, password_hash)
+        ON CONFLICT DO NOTHING
+        RETURNING id, created_at, updated_at, version
+        """
+    )
+    .bindparams(
+        bindparam("tenant_id", type_=Uuid),
+        bindparam("now", type_=DateTime(timezone=True)),
+        bindparam("ids", type_=ARRAY(Uuid)),
+        bindparam("user_names", type_=ARRAY(String)),
+        bindparam("external_ids", type_=ARRAY(String)),
+        bindparam("display_names", type_=ARRAY(String)),
+        bindparam("actives", type_=ARRAY(Boolean)),
+        bindparam("datas", type_=ARRAY(JSONB)),
+        bindparam("password_hashes", type_=ARRAY(String)),
+    )
+    .columns(
+        column("id", Uuid),
+        column("created_at", DateTime(timezone=True)),
+        column("updated_at", DateTime(timezone=True)),
+        column("version", Integer),
+    )
+)
 _UPDATE_USER = (
     update(users)
     .where(users.c.id == bindparam("b_id"), users.c.version == bindparam("b_version"))
@@ -408,8 +443,8 @@ class ScimStore:
             async with self.single.connect() as conn:
                 yield conn
         else:
-            async with self._connection.begin_nested():
-                yield self._connection
+            async with _savepoint(self._connection) as conn:
+                yield conn
 
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[AsyncConnection]:
@@ -418,8 +453,8 @@ class ScimStore:
             async with self.engine.begin() as conn:
                 yield conn
         else:
-            async with self._connection.begin_nested():
-                yield self._connection
+            async with _savepoint(self._connection) as conn:
+                yield conn
 
     # --- tenants and tokens -------------------------------------------------------------
 
@@ -553,6 +588,38 @@ class ScimStore:
                 ) from None
             raise
         return {"id": str(user_id), **data, "meta": _meta("User", row)}
+
+    async def create_users(
+        self,
+        tenant_id: uuid.UUID,
+        items: Sequence[tuple[dict[str, Any], str | None]],
+        now: datetime,
+    ) -> list[dict[str, Any] | None]:
+        """Create several users in one statement, as `create_user` would one by one: each
+        (resource, password hash) gives the created user, or None when its userName is
+        taken (also by an earlier item of the same call)."""
+        ids = [uuid.uuid4() for _ in items]
+        datas = [{"active": True} | _user_data(resource) for resource, _ in items]
+        columns = [_user_columns(data) for data in datas]
+        params = {
+            "tenant_id": tenant_id,
+            "now": now,
+            "ids": ids,
+            "user_names": [c["user_name"] for c in columns],
+            "external_ids": [c["external_id"] for c in columns],
+            "display_names": [c["display_name"] for c in columns],
+            "actives": [c["active"] for c in columns],
+            "datas": datas,
+            "password_hashes": [password_hash for _, password_hash in items],
+        }
+        async with self._statement() as conn:
+            rows = {r.id: r for r in await conn.execute(_INSERT_USERS, params)}
+        return [
+            {"id": str(user_id), **data, "meta": _meta("User", rows[user_id])}
+            if user_id in rows
+            else None
+            for user_id, data in zip(ids, datas, strict=True)
+        ]
 
     def _user_select(self, tenant_id: uuid.UUID) -> Select[Any]:
         return select(*_USER_COLUMNS).where(users.c.tenant_id == tenant_id)
@@ -1107,6 +1174,26 @@ async def _lock_group(
         raise NotFoundError(f"Group {group_id} not found")
     _check_version(if_match, row.version)
     return row
+
+
+# One name for every savepoint: the statements stay the same (prepared once per connection),
+# and savepoints of one name nest (RELEASE and ROLLBACK TO act on the latest).
+_SAVEPOINT = text("SAVEPOINT idgate_op")
+_RELEASE_SAVEPOINT = text("RELEASE SAVEPOINT idgate_op")
+_ROLLBACK_TO_SAVEPOINT = text("ROLLBACK TO SAVEPOINT idgate_op")
+
+
+@contextlib.asynccontextmanager
+async def _savepoint(conn: AsyncConnection) -> AsyncIterator[AsyncConnection]:
+    """Work in `conn`'s transaction that is undone alone if it raises."""
+    await conn.execute(_SAVEPOINT)
+    try:
+        yield conn
+    except BaseException:
+        await conn.execute(_ROLLBACK_TO_SAVEPOINT)
+        await conn.execute(_RELEASE_SAVEPOINT)
+        raise
+    await conn.execute(_RELEASE_SAVEPOINT)
 
 
 def _member_ids(group_id: uuid.UUID, values: Sequence[str]) -> list[uuid.UUID]:

@@ -693,3 +693,66 @@ def test_bulk_response_wraps_the_results() -> None:
     result = {"method": "DELETE", "status": "204"}
     assert bulk_response([result]) == {"schemas": [BULK_RESPONSE], "Operations": [result]}
     assert bulk_response([]) == {"schemas": [BULK_RESPONSE], "Operations": []}
+
+
+# --- batches ---------------------------------------------------------------------------------
+
+
+class BatchRecorder(Recorder):
+    """A Recorder that also performs batches (each operation as `__call__` would)."""
+
+    def __init__(self, answers: Mapping[int, Outcome | ScimError] | None = None) -> None:
+        super().__init__(answers)
+        self.batches: list[list[int]] = []
+
+    async def many(self, ops: list[BulkOperation]) -> list[Outcome]:
+        self.batches.append([op.index for op in ops])
+        outcomes = []
+        for op in ops:
+            try:
+                outcomes.append(await self(op))
+            except ScimError as exc:
+                outcomes.append(Outcome(status=exc.status, error=exc.to_json()))
+        return outcomes
+
+
+async def _run_batched(
+    body: dict[str, Any], recorder: BatchRecorder, batch_size: int = 500
+) -> list[dict[str, Any]]:
+    return await run_bulk(
+        parse_bulk_request(body, max_operations=1000),
+        recorder,
+        locate=locate,
+        execute_many=recorder.many,
+        batchable=lambda op: op.method == "POST" and op.resource_type_endpoint == "Users",
+        batch_size=batch_size,
+    )
+
+
+async def test_batches_give_the_results_of_one_by_one() -> None:
+    body = _request(
+        _user("a"),
+        _user("b"),
+        _group("g", "a", "d"),  # refers to a user created after it
+        _user("c"),
+        _user("d"),
+        _patch("/Users/bulkId:a", {"op": "add", "path": "title", "value": "x"}),
+        _user("e"),
+    )
+    failing = {3: UniquenessError("userName c is taken")}
+    one_by_one, _ = await _run(body, Recorder(failing))
+    batched = BatchRecorder(failing)
+    results = await _run_batched(body, batched, batch_size=3)
+    assert results == one_by_one
+    # Ready creates without references go together. The group waits for "d" and the PATCH
+    # for "a"; once "a" exists the PATCH is ready before "e", so "e" is a batch of its own.
+    assert batched.batches == [[0, 1, 3], [4], [6]]
+    assert batched.order.index(2) > batched.order.index(4)
+
+
+async def test_fail_on_errors_runs_one_by_one() -> None:
+    batched = BatchRecorder({1: UniquenessError("taken")})
+    body = _request(_user("a"), _user("b"), _user("c"), failOnErrors=1)
+    results = await _run_batched(body, batched)
+    assert batched.batches == []
+    assert _statuses(results) == [("a", "201"), ("b", "409")]

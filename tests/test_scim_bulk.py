@@ -6,6 +6,7 @@ import io
 import json
 from typing import Any
 
+from sqlalchemy import text as sql
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.conftest import Scim, TenantAccess, group, table_snapshot, user
@@ -171,3 +172,43 @@ async def test_malformed_bulk_is_400_and_runs_nothing(
     status, error, _ = await scim.post("/Bulk", body)
     assert status == 400 and "Operations[1]" in error["detail"], error
     assert await table_snapshot(engine, tenant.tenant.id) == before
+
+
+async def test_user_creations_together_keep_one_by_one_answers(
+    scim: Scim, engine: AsyncEngine, tenant: TenantAccess
+) -> None:
+    """Creations of users are written together; each still gets its own answer."""
+    await scim.post("/Users", user("exists@corp.example"))
+    results = await _send(
+        scim,
+        bulk(
+            post("/Users", "u1", user("one@corp.example", password="S3cret-pass", title="A")),
+            post("/Users", "dup-old", user("EXISTS@corp.example")),
+            post("/Users", "bad", user("bad@corp.example", active="maybe")),
+            post("/Users", "u2", user("two@corp.example", active=False)),
+            post("/Users", "dup-new", user("Two@corp.example")),
+        ),
+    )
+    assert [(r["bulkId"], r["status"]) for r in results] == [
+        ("u1", "201"),
+        ("dup-old", "409"),
+        ("bad", "400"),
+        ("u2", "201"),
+        ("dup-new", "409"),
+    ]
+    assert results[1]["response"]["scimType"] == "uniqueness"
+    assert results[2]["response"]["scimType"] == "invalidValue"
+    one = results[0]["location"].rsplit("/", 1)[1]
+    _, stored, resp = await scim.get(f"/Users/{one}")
+    assert stored["userName"] == "one@corp.example" and stored["title"] == "A"
+    assert stored["active"] is True and "password" not in stored
+    assert resp.headers["ETag"] == results[0]["version"] == 'W/"1"'
+    _, two, _ = await scim.get("/Users/" + results[3]["location"].rsplit("/", 1)[1])
+    assert two["active"] is False
+    _, page, _ = await scim.get("/Users")
+    assert page["totalResults"] == 3  # the counts follow the rows created together
+    async with engine.connect() as conn:
+        hashed = (
+            await conn.execute(sql("SELECT password_hash FROM users WHERE id = :id"), {"id": one})
+        ).scalar_one()
+    assert hashed and "S3cret-pass" not in hashed
