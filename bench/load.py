@@ -28,6 +28,8 @@ class Scenario:
     name: str
     paths: list[str]  # GET: one is picked at random per request; POST: the collection
     post: bool = False
+    # Instead of paths: (method, path, JSON body) triples, one picked at random per request.
+    sends: list[tuple[str, str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,10 @@ class Load:
         with tempfile.NamedTemporaryFile("w", suffix=".paths") as paths:
             if scenario.post:
                 args = ["post", scenario.paths[0], self.token, secrets.token_hex(4)]
+            elif scenario.sends:
+                paths.write("".join(f"{m} {p} {b}\n" for m, p, b in scenario.sends))
+                paths.flush()
+                args = ["send", paths.name, self.token]
             else:
                 paths.write("\n".join(scenario.paths) + "\n")
                 paths.flush()
@@ -133,6 +139,9 @@ class Load:
                     name = f"{prefix}-{counter}"
                     body = post_body(name)
                     response = await session.post(base + scenario.paths[0], data=body)
+                elif scenario.sends:
+                    method, path, sent = random.choice(scenario.sends)
+                    response = await session.request(method, base + path, data=sent.encode())
                 else:
                     response = await session.get(base + random.choice(scenario.paths))
                 async with response:

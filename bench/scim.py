@@ -266,7 +266,9 @@ def _measure(
 
 
 def _profile_key(name: str) -> str:
-    return next(key for key, scenario in PROFILE_KEYS.items() if scenario == name)
+    """The short name of a scenario's profile file."""
+    known = next((key for key, scenario in PROFILE_KEYS.items() if scenario == name), None)
+    return known or "-".join("".join(c if c.isalnum() else " " for c in name).lower().split())
 
 
 def _own_cpu() -> float:

@@ -1,6 +1,8 @@
 -- wrk script for the SCIM benchmark.
 --   wrk ... -s scim.lua URL -- get PATHS_FILE TOKEN      GET a random path of the file
 --   wrk ... -s scim.lua URL -- post PATH TOKEN PREFIX    POST a user with a new userName
+--   wrk ... -s scim.lua URL -- send FILE TOKEN           send a random line of FILE, each
+--                                                        "METHOD PATH BODY" (BODY: one line)
 -- done() prints one line "BENCH_RESULT {json}" (and "BENCH_ERROR ..." for the first non-2xx)
 -- that bench/load.py reads.
 
@@ -29,6 +31,13 @@ function init(args)
     for line in io.lines(args[2]) do
       paths[#paths + 1] = line
     end
+  elseif mode == "send" then
+    sends = {}
+    for line in io.lines(args[2]) do
+      local method, target, body = string.match(line, "^(%S+) (%S+) ?(.*)$")
+      sends[#sends + 1] = {method, target, body ~= "" and body or nil}
+    end
+    wrk.headers["Content-Type"] = "application/scim+json"
   else
     path = args[2]
     prefix = args[4] .. "-" .. thread_id .. "-"
@@ -40,6 +49,10 @@ end
 function request()
   if mode == "get" then
     return wrk.format("GET", paths[math.random(#paths)])
+  end
+  if mode == "send" then
+    local pick = sends[math.random(#sends)]
+    return wrk.format(pick[1], pick[2], nil, pick[3])
   end
   counter = counter + 1
   local name = prefix .. counter
