@@ -5,9 +5,10 @@ status, duration, and the bodies. Request bodies are parsed and redacted (passwo
 and tokens, also where a PATCH operation's `path` names them) before they are cut to
 `request_log_body_bytes`. A response body is redacted the same way when it is an error (an
 error's detail may quote input); a successful SCIM response never carries a password or token
-(`password` is write-only), so it is only cut. Rows older than `request_log_days` are pruned.
+(`password` is write-only), so it is only cut. The body of a successful GET (the stored data
+itself, often a whole page) is not kept. Rows older than `request_log_days` are pruned.
 
-Rows are buffered in the process and written in one statement at most every
+Rows are buffered in the process and written in one transaction at least every
 `request_log_flush_seconds`, so that logging costs a request no database round trip. A process
 that dies loses at most that window of log; nothing else depends on these rows.
 """
@@ -143,7 +144,12 @@ class RequestLog:
         principal = request[PRINCIPAL]
         answer = response.body if isinstance(response, web.Response) else None
         response_body = None
-        if isinstance(answer, bytes) and answer:
+        # A successful read's answer is the stored data itself: not copied into the log.
+        if (
+            isinstance(answer, bytes)
+            and answer
+            and (request.method != "GET" or response.status >= 400)
+        ):
             response_body = (
                 redacted_body(answer, self.body_bytes)
                 if response.status >= 400

@@ -33,9 +33,10 @@ def upgrade() -> None:
         sa.Column("request_body", sa.Text),
         sa.Column("response_body", sa.Text),
     )
-    # Reads are "this tenant's latest"; pruning is "everything before".
+    # Reads are "this tenant's latest"; pruning is "everything before": rows arrive in time
+    # order, so a BRIN index finds them at almost no cost per insert.
     op.execute("CREATE INDEX scim_requests_tenant_idx ON scim_requests (tenant_id, id DESC)")
-    op.execute("CREATE INDEX scim_requests_at_idx ON scim_requests (at)")
+    op.execute("CREATE INDEX scim_requests_at_idx ON scim_requests USING brin (at)")
 
 
 def downgrade() -> None:
