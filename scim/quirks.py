@@ -26,8 +26,10 @@ from scim.filter import Compare, parse_filter, parse_path
 from scim.schema import ENTERPRISE_USER_SCHEMA_ID, USER_SCHEMA_ID, Attribute, ResourceType, Type
 
 _BOOLEAN_STRINGS = {"true": True, "false": False}
-_MANAGER = f"{ENTERPRISE_USER_SCHEMA_ID}:manager"
-_ROLES = f"{USER_SCHEMA_ID}:roles"
+# In lower case, as `_names` compares.
+_ENTERPRISE = ENTERPRISE_USER_SCHEMA_ID.lower()
+_MANAGER = f"{_ENTERPRISE}:manager"
+_ROLES = f"{USER_SCHEMA_ID}:roles".lower()
 # Characters that a bare filter value must not hold for `unquoted_filter_value` to quote it:
 # with any of them the text could be something other than one comparison with one word.
 _NOT_IN_BARE_VALUE = frozenset('"()[]')
@@ -81,7 +83,7 @@ def manager_path_without_urn(body: Any) -> Any:
     def fix(op: _Operation) -> _Operation:
         if not _path_is(op, "manager"):
             return op
-        fixed = dict(op) | {"path": _MANAGER}
+        fixed = dict(op) | {"path": f"{ENTERPRISE_USER_SCHEMA_ID}:manager"}
         value = op.get("value")
         if isinstance(value, list) and len(value) == 1 and isinstance(value[0], Mapping):
             fixed["value"] = value[0]
@@ -291,7 +293,8 @@ def _op_is(op: _Operation, name: str) -> bool:
 
 
 def _names(key: Any, *names: str) -> bool:
-    return isinstance(key, str) and key.strip().lower() in {n.lower() for n in names}
+    """Whether `key` is one of `names` (given in lower case), ignoring case and spaces."""
+    return isinstance(key, str) and key.strip().lower() in names
 
 
 def _path_is(op: _Operation, *names: str) -> bool:
@@ -309,7 +312,7 @@ def _manager_in_value(value: Mapping[str, Any]) -> dict[str, Any]:
     for key, item in value.items():
         if _names(key, _MANAGER):
             out[key] = _manager_object(item)
-        elif _names(key, ENTERPRISE_USER_SCHEMA_ID) and isinstance(item, Mapping):
+        elif _names(key, _ENTERPRISE) and isinstance(item, Mapping):
             out[key] = {
                 k: _manager_object(v) if _names(k, "manager") else v for k, v in item.items()
             }
@@ -324,7 +327,7 @@ def _fix_enterprise(resource_type: ResourceType, resource: Any, fix: Callable[[A
         return resource
     out = dict(resource)
     for key, block in resource.items():
-        if _names(key, ENTERPRISE_USER_SCHEMA_ID) and isinstance(block, Mapping):
+        if _names(key, _ENTERPRISE) and isinstance(block, Mapping):
             out[key] = {k: fix(v) if _names(k, "manager") else v for k, v in block.items()}
     return out
 
@@ -361,8 +364,19 @@ def _boolean(value: Any) -> Any:
     return value
 
 
+# Keyed by the identity of a schema's attribute tuple (kept alive by the entry).
+_BY_NAME: dict[int, tuple[tuple[Attribute, ...], dict[str, Attribute]]] = {}
+
+
+def _by_folded_name(attributes: tuple[Attribute, ...]) -> dict[str, Attribute]:
+    entry = _BY_NAME.get(id(attributes))
+    if entry is None or entry[0] is not attributes:
+        entry = _BY_NAME[id(attributes)] = (attributes, {a.name.lower(): a for a in attributes})
+    return entry[1]
+
+
 def _fix_booleans(attributes: tuple[Attribute, ...], data: Mapping[str, Any]) -> dict[str, Any]:
-    by_name = {a.name.lower(): a for a in attributes}
+    by_name = _by_folded_name(attributes)
     out = dict(data)
     for key, value in data.items():
         attr = by_name.get(key.lower()) if isinstance(key, str) else None

@@ -329,7 +329,7 @@ def _keep_immutable(
     updated"). Checked for top-level attributes and sub-attributes of single-valued complex ones;
     elements of a multi-valued attribute are replaced as a whole.
     """
-    for attr in attributes:
+    for attr in _with_immutables(attributes):
         path = f"{prefix}:{attr.name}" if prefix else attr.name
         before = _get(existing, attr.name)
         if attr.mutability is Mutability.IMMUTABLE:
@@ -346,6 +346,30 @@ def _keep_immutable(
                     _keep_immutable_value(sub, block, _get(before, sub.name), f"{path}.{sub.name}")
             if block:
                 values[attr.name] = _in_order(attr.sub_attributes, block)
+
+
+# Keyed by the identity of a schema's attribute tuple (kept alive by the entry): hashing the
+# frozen tree on every request would cost more than the check.
+_IMMUTABLES: dict[int, tuple[Sequence[Attribute], tuple[Attribute, ...]]] = {}
+
+
+def _with_immutables(attributes: Sequence[Attribute]) -> tuple[Attribute, ...]:
+    """The attributes `_keep_immutable` has to look at: immutable ones, and single-valued
+    complex ones with an immutable sub-attribute. None at all for User and Group."""
+    entry = _IMMUTABLES.get(id(attributes))
+    if entry is None or entry[0] is not attributes:
+        relevant = tuple(
+            attr
+            for attr in attributes
+            if attr.mutability is Mutability.IMMUTABLE
+            or (
+                attr.type is Type.COMPLEX
+                and not attr.multi_valued
+                and any(sub.mutability is Mutability.IMMUTABLE for sub in attr.sub_attributes)
+            )
+        )
+        entry = _IMMUTABLES[id(attributes)] = (attributes, relevant)
+    return entry[1]
 
 
 def _keep_immutable_value(attr: Attribute, values: dict[str, Any], before: Any, path: str) -> None:
