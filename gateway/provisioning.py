@@ -15,7 +15,7 @@ from typing import Any
 
 from gateway.credentials import hash_password
 from scim.errors import ScimError, UniquenessError
-from scim.patch import MemberChanges, apply_patch, parse_patch_request
+from scim.patch import MemberChanges, apply_patch, changes_members_only, parse_patch_request
 from scim.quirks import normalise_patch_request, normalise_resource
 from scim.resources import parse_resource
 from scim.schema import GROUP, USER, ResourceType
@@ -104,6 +104,12 @@ class Provisioning:
                 return resource, await _password_hash(resource)
 
             return await self.store.replace_user(tenant_id, resource_id, build_user, if_match, now)
+
+        if if_match is None and not with_members and changes_members_only(GROUP, operations):
+            # What IdPs send for membership changes: applied without reading the group.
+            stub = {"schemas": [GROUP.schema.id], "id": resource_id, "displayName": "-"}
+            _, changes = apply_patch(GROUP, stub, operations, split_members=True)
+            return await self.store.patch_group_members(tenant_id, resource_id, changes, now)
 
         async def build_group(current: dict[str, Any]) -> tuple[dict[str, Any], MemberChanges]:
             patched, changes = apply_patch(GROUP, current, operations, split_members=True)

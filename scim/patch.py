@@ -256,6 +256,25 @@ def _parse_operation(index: int, item: object) -> Operation:
 # --- Applying -----------------------------------------------------------------------------------
 
 
+def changes_members_only(resource_type: ResourceType, operations: Sequence[Operation]) -> bool:
+    """Whether every operation has a path to a Group's `members` (with or without a value
+    filter): applied with ``split_members``, such a PATCH leaves the rest of the resource as it
+    is, so it can be applied without reading the resource."""
+    core = resource_type.schema.id.lower()
+    return (
+        resource_type.schema is GROUP_SCHEMA
+        and bool(operations)
+        and all(
+            op.path is not None
+            and op.path.attr.attr.lower() == "members"
+            and op.path.attr.sub is None
+            and op.path.sub is None
+            and (op.path.attr.uri is None or op.path.attr.uri.lower() == core)
+            for op in operations
+        )
+    )
+
+
 def apply_patch(
     resource_type: ResourceType,
     resource: Mapping[str, Any],

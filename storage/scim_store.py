@@ -274,13 +274,22 @@ _ADD_MEMBERS = text(
 )
 
 
-def _patch_group_statement(removal: str) -> Any:
+def _patch_group_statement(removal: str, members_only: bool = False) -> Any:
     """A group PATCH that keeps its name, as one statement: the version-checked UPDATE of
     the group's row, the removal of members and the set-wise addition of the ids in `add`,
     all or nothing. The row is updated only if every id in `add` is a User or SCIM Group of
     the tenant; the statement returns the updated row (none if the version or a member did
     not match) and the ids it found. `removal` is "listed" (the ids in `remove`), "keep"
-    (every member not in `add`: a replace) or "all"."""
+    (every member not in `add`: a replace) or "all".
+
+    `members_only`: the PATCH changes members only; the row's body is left as it is, its
+    version is bumped whatever it was, and `group_exists` tells a missing group from missing
+    members."""
+    if members_only:
+        assignments, guard = "data = data", "origin = 'scim'"
+    else:
+        assignments = "display_name = :display_name, external_id = :external_id, data = :data"
+        guard = "version = :version"
     condition = {
         "listed": "AND member_id = ANY(:remove)",
         "keep": "AND member_id <> ALL(:add)",
@@ -294,9 +303,8 @@ def _patch_group_statement(removal: str) -> Any:
               WHERE tenant_id = :tenant_id AND id = ANY(:add) AND origin = 'scim'
             ), g AS (
               UPDATE groups
-              SET display_name = :display_name, external_id = :external_id, data = :data,
-                  version = version + 1, updated_at = :now
-              WHERE id = :group_id AND tenant_id = :tenant_id AND version = :version
+              SET {assignments}, version = version + 1, updated_at = :now
+              WHERE id = :group_id AND tenant_id = :tenant_id AND {guard}
                 AND (SELECT count(*) FROM found) = cardinality(:add)
               RETURNING id, data, version, created_at, updated_at
             ), removed AS (
@@ -308,7 +316,9 @@ def _patch_group_statement(removal: str) -> Any:
               ON CONFLICT DO NOTHING
             )
             SELECT g.id, g.data, g.version, g.created_at, g.updated_at,
-                   (SELECT coalesce(array_agg(id), '{{}}') FROM found) AS found
+                   (SELECT coalesce(array_agg(id), '{{}}') FROM found) AS found,
+                   EXISTS (SELECT 1 FROM groups WHERE id = :group_id AND tenant_id = :tenant_id
+                           AND origin = 'scim') AS group_exists
             FROM (SELECT 1) AS one LEFT JOIN g ON true
             """
     types: dict[str, Any] = {
@@ -332,11 +342,14 @@ def _patch_group_statement(removal: str) -> Any:
             column("created_at", DateTime(timezone=True)),
             column("updated_at", DateTime(timezone=True)),
             column("found", _UUIDS),
+            column("group_exists", Boolean),
         )
     )
 
 
-_PATCH_GROUP = {removal: _patch_group_statement(removal) for removal in ("listed", "keep", "all")}
+_REMOVALS = ("listed", "keep", "all")
+_PATCH_GROUP = {removal: _patch_group_statement(removal) for removal in _REMOVALS}
+_PATCH_GROUP_MEMBERS = {removal: _patch_group_statement(removal, True) for removal in _REMOVALS}
 _REMOVE_MEMBERS = delete(group_members).where(
     group_members.c.group_id == bindparam("group_id"),
     group_members.c.member_id == any_(bindparam("ids", type_=_UUIDS)),
@@ -922,6 +935,30 @@ class ScimStore:
         async with self._statement() as conn:
             return _group(updated, (await self._members(conn, [gid]))[gid])
 
+    async def patch_group_members(
+        self, tenant_id: uuid.UUID, group_id: str, changes: MemberChanges, now: datetime
+    ) -> dict[str, Any]:
+        """A PATCH that changes only members, in one statement and without reading the group
+        first: its body stays, its version is bumped. What IdPs send for every membership
+        change."""
+        gid = parse_uuid(group_id)
+        if gid is None:
+            raise NotFoundError(f"Group {group_id} not found")
+        incoming = [member["value"] for member in (changes.replace or changes.add)]
+        params = {
+            "tenant_id": tenant_id,
+            "group_id": gid,
+            "now": now,
+            "add": _member_ids(gid, incoming),
+            "remove": [u for u in map(parse_uuid, changes.remove) if u is not None],
+        }
+        async with self._statement() as conn:
+            result = (await conn.execute(_PATCH_GROUP_MEMBERS[_removal(changes)], params)).one()
+        if not result.group_exists:
+            raise NotFoundError(f"Group {group_id} not found")
+        _check_found(incoming, set(result.found))
+        return _group(result, [])
+
     async def _patch_group_at_once(
         self,
         tenant_id: uuid.UUID,
@@ -933,9 +970,6 @@ class ScimStore:
         """The group's new row, or None if its version changed since `row` was read."""
         incoming = [member["value"] for member in (changes.replace or changes.add)]
         add = _member_ids(row.id, incoming)
-        removal = (
-            "keep" if changes.replace is not None else "all" if changes.remove_all else "listed"
-        )
         params = {
             "tenant_id": tenant_id,
             "group_id": row.id,
@@ -948,7 +982,7 @@ class ScimStore:
             "remove": [u for u in map(parse_uuid, changes.remove) if u is not None],
         }
         async with self._statement() as conn:
-            result = (await conn.execute(_PATCH_GROUP[removal], params)).one()
+            result = (await conn.execute(_PATCH_GROUP[_removal(changes)], params)).one()
         _check_found(incoming, set(result.found))
         return result if result.id is not None else None
 
@@ -1194,6 +1228,11 @@ async def _savepoint(conn: AsyncConnection) -> AsyncIterator[AsyncConnection]:
         await conn.execute(_RELEASE_SAVEPOINT)
         raise
     await conn.execute(_RELEASE_SAVEPOINT)
+
+
+def _removal(changes: MemberChanges) -> str:
+    """Which members a group PATCH statement removes (see `_patch_group_statement`)."""
+    return "keep" if changes.replace is not None else "all" if changes.remove_all else "listed"
 
 
 def _member_ids(group_id: uuid.UUID, values: Sequence[str]) -> list[uuid.UUID]:

@@ -24,6 +24,7 @@ from scim.patch import (
     MemberChanges,
     Operation,
     apply_patch,
+    changes_members_only,
     parse_patch_request,
 )
 from scim.resources import parse_resource
@@ -1079,3 +1080,23 @@ def test_member_changes_start_empty() -> None:
     )
     assert changes == MemberChanges()
     assert not changes.changed
+
+
+def test_changes_members_only() -> None:
+    def ops(*items: dict[str, Any]) -> list[Operation]:
+        return parse_patch_request(_request(*items))
+
+    member_ops = ops(
+        {"op": "add", "path": "members", "value": [{"value": "1"}]},
+        {"op": "remove", "path": 'members[value eq "2"]'},
+        {"op": "replace", "path": f"{GROUP_SCHEMA_ID}:members", "value": []},
+    )
+    assert changes_members_only(GROUP, member_ops)
+    for other in (
+        ops({"op": "replace", "path": "displayName", "value": "x"}),
+        ops({"op": "add", "value": {"members": [{"value": "1"}]}}),
+        ops({"op": "replace", "path": 'members[value eq "1"].display', "value": "x"}),
+        [],
+    ):
+        assert not changes_members_only(GROUP, other)
+    assert not changes_members_only(USER, ops({"op": "add", "path": "emails", "value": []}))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -262,3 +263,29 @@ async def test_concurrent_group_patches_lose_no_member(scim: Scim) -> None:
     assert sorted(await asyncio.gather(remove(ids[0]), remove(ids[1]))) == [204, 412]
     _, stored, _ = await scim.get(f"/Groups/{created['id']}")
     assert len(stored["members"]) == len(ids) - 1
+
+
+async def test_members_only_patch_is_applied_without_reading_the_group(
+    scim: Scim, engine: AsyncEngine, tenant: TenantAccess
+) -> None:
+    a, b = [(await _user(scim, f"mo{i}@corp.example"))["id"] for i in range(2)]
+    _, created, _ = await scim.post("/Groups", group("Members only", [a], externalId="ext-1"))
+    path = f"/Groups/{created['id']}"
+    body = patch_op(
+        {"op": "add", "path": "members", "value": [{"value": b}]},
+        {"op": "remove", "path": f'members[value eq "{a}"]'},
+    )
+    status, _, resp = await scim.request("PATCH", path, body)
+    assert status == 204 and resp.headers["ETag"] == 'W/"2"'
+    _, stored, _ = await scim.get(path)
+    assert [m["value"] for m in stored["members"]] == [b]
+    assert (stored["displayName"], stored["externalId"]) == ("Members only", "ext-1")
+    assert stored["meta"]["version"] == 'W/"2"'
+
+    before = await table_snapshot(engine, tenant.tenant.id)
+    ghost = patch_op({"op": "add", "path": "members", "value": [{"value": str(uuid.uuid4())}]})
+    status, error, _ = await scim.request("PATCH", path, ghost)
+    assert status == 400 and error["scimType"] == "invalidValue"
+    missing = f"/Groups/{uuid.uuid4()}"
+    assert (await scim.request("PATCH", missing, ghost))[0] == 404
+    assert await table_snapshot(engine, tenant.tenant.id) == before
