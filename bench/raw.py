@@ -44,7 +44,47 @@ INSERT = """
     RETURNING users.created_at, users.updated_at, users.version
 """
 
+UPDATE = f"""
+    UPDATE users SET data = $3, display_name = $4, active = $5, version = version + 1,
+                     updated_at = now()
+    WHERE users.id = $2 AND users.tenant_id = $1 AND users.version = $6
+    RETURNING {_COLUMNS}
+"""
+
 Operation = Callable[[asyncpg.Connection, int], Awaitable[object]]
+
+
+async def patch_baseline(
+    seeded: Seeded, ids: list[str], concurrency: int, seconds: float
+) -> Result:
+    """A user PATCH's statements, as the store sends them: the read, then the UPDATE that
+    applies only to the version read (both autocommitted)."""
+    tenant = seeded.tenant_id
+
+    async def patch(conn: asyncpg.Connection, n: int) -> object:
+        user_id = uuid.UUID(random.choice(ids))
+        row = await conn.fetchrow(SELECT_BY_ID, tenant, user_id)
+        data = orjson.loads(row["data"]) | {"displayName": f"Raw {n}", "active": n % 2 == 0}
+        return await conn.fetchrow(
+            UPDATE,
+            tenant,
+            user_id,
+            orjson.dumps(data).decode(),
+            data["displayName"],
+            data["active"],
+            row["version"],
+        )
+
+    pool = await asyncpg.create_pool(
+        plain_url(seeded.url), min_size=concurrency, max_size=concurrency, max_queries=10**9
+    )
+    try:
+        name = "SELECT + UPDATE (PATCH)"
+        await _measure(pool, name, patch, concurrency, min(2.0, seconds / 5))
+        servers.wait_idle()
+        return await _measure(pool, name, patch, concurrency, seconds)
+    finally:
+        await pool.close()
 
 
 async def baseline(seeded: Seeded, concurrency: int, seconds: float) -> list[Result]:

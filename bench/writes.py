@@ -8,7 +8,9 @@ starts `idgate serve --workers 2` and measures:
 - on a group that already has --big-group members: PATCHes adding 1,000 members each, and
   PATCHes removing one member each, sent one at a time (latency, p50);
 - GET of that group with its members (time, and the workers' peak RSS);
-- POST /Bulk with 1,000 user creations each, one at a time (users per second).
+- POST /Bulk with 1,000 user creations each, one at a time (users per second);
+- and, with the gateway stopped, a user PATCH's two statements straight through asyncpg at
+  the same concurrency: the floor the gateway's PATCH rate is compared with.
 
 It drops the database and prints a table; the record goes to bench/results/writes-<time>.json.
 """
@@ -32,7 +34,7 @@ import aiohttp
 import asyncpg
 import orjson
 
-from bench import database, profile, report, servers
+from bench import database, profile, raw, report, servers
 from bench.database import Seeded
 from bench.load import Load, Result, Scenario, wrk_available
 from bench.scim import RESULTS, _code_version, _machine, _measure, log
@@ -90,6 +92,23 @@ def main() -> None:
             rows.extend(_sequential_rows(sequential))
         finally:
             gateway.stop()
+        log("asyncpg baseline")
+        reserved = args.big_group + args.big_adds * 1000
+        floor = asyncio.run(
+            raw.patch_baseline(seeded, seeded.ids[reserved:], args.concurrency, args.duration)
+        )
+        record["raw"] = floor.as_json()
+        patched = record["results"][USER_PATCH]["rate"]
+        rows.append(
+            [
+                f"{floor.name}, asyncpg",
+                f"{report.rate(floor.rate)}/s",
+                f"{floor.p50_ms:.1f}",
+                f"{floor.p99_ms:.1f}",
+                f"user PATCH / raw = {patched / floor.rate:.0%}" if floor.rate else "-",
+                "-",
+            ]
+        )
     finally:
         asyncio.run(database.drop_database(args.database_url, url))
         log("database dropped")
