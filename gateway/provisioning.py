@@ -73,8 +73,7 @@ class Provisioning:
         if resource_type is USER:
 
             async def build_user(current: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
-                resource = parse_resource(USER, normalise_resource(USER, body), existing=current)
-                return resource, await _password_hash(resource)
+                return await _user_replacing(current, body)
 
             return await self.store.replace_user(tenant_id, resource_id, build_user, if_match, now)
 
@@ -100,8 +99,7 @@ class Provisioning:
 
             async def build_user(current: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
                 patched, _ = apply_patch(USER, current, operations)
-                resource = parse_resource(USER, normalise_resource(USER, patched), existing=current)
-                return resource, await _password_hash(resource)
+                return await _user_replacing(current, patched)
 
             return await self.store.replace_user(tenant_id, resource_id, build_user, if_match, now)
 
@@ -131,6 +129,13 @@ class Provisioning:
             await self.store.delete_user(tenant_id, resource_id, if_match)
         else:
             await self.store.delete_group(tenant_id, resource_id, if_match)
+
+
+async def _user_replacing(current: dict[str, Any], body: Any) -> tuple[dict[str, Any], str | None]:
+    """The user `body` makes of `current` (readOnly kept, immutable checked), and the hash of
+    the password it sets, if any."""
+    resource = parse_resource(USER, normalise_resource(USER, body), existing=current)
+    return resource, await _password_hash(resource)
 
 
 async def _password_hash(resource: dict[str, Any]) -> str | None:

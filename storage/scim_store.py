@@ -449,21 +449,22 @@ class ScimStore:
         committed until the caller commits. Bulk runs its operations so."""
         return ScimStore(self.engine, connection)
 
-    @contextlib.asynccontextmanager
-    async def _statement(self) -> AsyncIterator[AsyncConnection]:
-        """A connection for reads and for writes of a single statement."""
-        if self._connection is None:
-            async with self.single.connect() as conn:
-                yield conn
-        else:
-            async with _savepoint(self._connection) as conn:
-                yield conn
+    def _statement(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
+        """A connection for reads and for writes of a single statement (autocommitted)."""
+        return self._scope(self.single.connect())
+
+    def _transaction(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
+        """A connection in a transaction."""
+        return self._scope(self.engine.begin())
 
     @contextlib.asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[AsyncConnection]:
-        """A connection in a transaction (a savepoint, within another's)."""
+    async def _scope(
+        self, own: contextlib.AbstractAsyncContextManager[AsyncConnection]
+    ) -> AsyncIterator[AsyncConnection]:
+        """`own` (a connection of this store's), or a savepoint of the caller's transaction
+        when the store works `within` one."""
         if self._connection is None:
-            async with self.engine.begin() as conn:
+            async with own as conn:
                 yield conn
         else:
             async with _savepoint(self._connection) as conn:
