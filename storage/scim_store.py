@@ -253,14 +253,16 @@ _UPDATE_GROUP = (
 _UUIDS = ARRAY(Uuid)
 # Membership changes are single statements over arrays of ids: one prepared statement
 # whatever the number of members, and no member list is ever read to change it.
-_ADD_MEMBERS = text(
-    """
-    WITH found AS (
-      SELECT id, 'User' AS kind FROM users WHERE tenant_id = :tenant_id AND id = ANY(:ids)
+# `found`: which of the ids in :add are a User or a SCIM Group of the tenant, and which.
+_FOUND_MEMBERS = """found AS (
+      SELECT id, 'User' AS kind FROM users WHERE tenant_id = :tenant_id AND id = ANY(:add)
       UNION ALL
       SELECT id, 'Group' FROM groups
-      WHERE tenant_id = :tenant_id AND id = ANY(:ids) AND origin = 'scim'
-    ), added AS (
+      WHERE tenant_id = :tenant_id AND id = ANY(:add) AND origin = 'scim'
+    )"""
+_ADD_MEMBERS = text(
+    f"""
+    WITH {_FOUND_MEMBERS}, added AS (
       INSERT INTO group_members (group_id, member_id, tenant_id, member_type)
       SELECT :group_id, id, :tenant_id, kind FROM found
       ON CONFLICT DO NOTHING
@@ -270,7 +272,7 @@ _ADD_MEMBERS = text(
 ).bindparams(
     bindparam("tenant_id", type_=Uuid),
     bindparam("group_id", type_=Uuid),
-    bindparam("ids", type_=_UUIDS),
+    bindparam("add", type_=_UUIDS),
 )
 
 
@@ -296,12 +298,7 @@ def _patch_group_statement(removal: str, members_only: bool = False) -> Any:
         "all": "",
     }[removal]
     sql = f"""
-            WITH found AS (
-              SELECT id, 'User' AS kind FROM users WHERE tenant_id = :tenant_id AND id = ANY(:add)
-              UNION ALL
-              SELECT id, 'Group' FROM groups
-              WHERE tenant_id = :tenant_id AND id = ANY(:add) AND origin = 'scim'
-            ), g AS (
+            WITH {_FOUND_MEMBERS}, g AS (
               UPDATE groups
               SET {assignments}, version = version + 1, updated_at = :now
               WHERE id = :group_id AND tenant_id = :tenant_id AND {guard}
@@ -771,7 +768,7 @@ class ScimStore:
         ids = _member_ids(group_id, values)
         found: set[uuid.UUID] = set()
         if ids:
-            params = {"tenant_id": tenant_id, "group_id": group_id, "ids": ids}
+            params = {"tenant_id": tenant_id, "group_id": group_id, "add": ids}
             found = set((await conn.execute(_ADD_MEMBERS, params)).scalars())
         _check_found(values, found)
 
