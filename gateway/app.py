@@ -10,15 +10,26 @@ import orjson
 from aiohttp import web
 from sqlalchemy import text
 
-from gateway.keys import CLOCK, ENGINE, PROVISIONING, REQUEST_LOG, SETTINGS, STORE, TOKEN_CACHE
+from gateway.keys import (
+    CLOCK,
+    ENGINE,
+    PROVISIONING,
+    REQUEST_LOG,
+    SETTINGS,
+    SSO_STORE,
+    STORE,
+    TOKEN_CACHE,
+)
 from gateway.provisioning import Provisioning
 from gateway.request_log import RequestLog, running
 from gateway.scim_api import create_scim_app
 from gateway.settings import Settings
+from gateway.sso_api import create_sso_app
 from gateway.token_cache import TokenCache
 from storage.database import create_engine
 from storage.request_log import RequestLogStore
 from storage.scim_store import ScimStore
+from storage.sso_store import SsoStore
 
 
 def utc_now() -> datetime:
@@ -52,6 +63,7 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now) -> w
         engine = create_engine(settings.database_url, pool_size=settings.db_pool_size)
         app[ENGINE] = engine
         app[STORE] = ScimStore(engine)
+        app[SSO_STORE] = SsoStore(engine)
         app[PROVISIONING] = Provisioning(app[STORE], clock)
         async with contextlib.AsyncExitStack() as stack:
             if settings.request_log_days > 0:
@@ -71,4 +83,5 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now) -> w
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.add_subapp("/scim/v2", scim)
+    app.add_subapp("/sso", create_sso_app())
     return app

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import json
 import logging
@@ -10,6 +11,8 @@ import multiprocessing
 import os
 import signal
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Coroutine
 from datetime import datetime
 from pathlib import Path
@@ -21,10 +24,23 @@ from aiohttp import web
 from gateway.app import create_app, utc_now
 from gateway.credentials import new_token
 from gateway.settings import Settings
+from scim.errors import ConflictError
+from sso import saml
+from sso.connections import (
+    DEFAULT_OIDC_SCOPES,
+    SAML,
+    TYPES,
+    check_domain,
+    check_name,
+    check_url,
+    connection_urls,
+    oidc_settings,
+)
 from storage import migrate as migrations
 from storage.database import create_engine, start_embedded
 from storage.request_log import RequestLogStore
 from storage.scim_store import ScimStore, Tenant
+from storage.sso_store import SsoStore
 
 T = TypeVar("T")
 DEMO_TENANT = "demo"
@@ -128,8 +144,6 @@ def tenant_create(obj: Context, slug: str, name: str | None) -> None:
     settings = obj.settings
 
     async def work(store: ScimStore) -> Tenant:
-        from scim.errors import ConflictError
-
         try:
             return await store.create_tenant(slug, name or slug, utc_now())
         except ConflictError as exc:
@@ -247,8 +261,6 @@ def group_create(obj: Context, slug: str, name: str) -> None:
         raise click.ClickException("a group name may not be empty")
 
     async def work(store: ScimStore) -> Any:
-        from scim.errors import ConflictError
-
         tenant = await _tenant(store, slug)
         try:
             return await store.create_product_group(tenant.id, name, utc_now())
@@ -278,6 +290,304 @@ def group_list(obj: Context, slug: str, as_json: bool) -> None:
         return
     for row in rows:
         click.echo(f"{row['id']}\t{row['name']}\t{row['created_at']}")
+
+
+# --- SSO connections, domains, return URLs ------------------------------------------------------
+
+
+def _fetch(url: str) -> bytes:
+    """An IdP's metadata document from its URL."""
+    check_url(url, "the metadata URL")
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            body: bytes = response.read(5 * 2**20 + 1)
+    except urllib.error.HTTPError as exc:
+        exc.close()  # it holds the connection
+        raise click.ClickException(f"could not fetch {url}: {exc}") from None
+    except OSError as exc:
+        raise click.ClickException(f"could not fetch {url}: {exc}") from None
+    if len(body) > 5 * 2**20:
+        raise click.ClickException(f"{url} is larger than 5 MiB; is it SAML metadata?")
+    return body
+
+
+def _saml_side(
+    name: str,
+    metadata_url: str | None,
+    metadata_file: Path | None,
+    entity: str | None,
+    entity_id: str | None,
+    sso_url: str | None,
+    certificates: tuple[Path, ...],
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The stored settings and secrets of a new SAML connection (our key pair is new)."""
+    sources = [x for x in (metadata_url, metadata_file, entity_id) if x]
+    if len(sources) != 1:
+        raise click.ClickException(
+            "give the IdP as one of --metadata-url, --metadata-file, or --entity-id with "
+            "--sso-url and --certificate"
+        )
+    if metadata_url or metadata_file:
+        xml = _fetch(metadata_url) if metadata_url else Path(metadata_file or "").read_bytes()
+        idp = saml.parse_idp_metadata(xml, entity)
+    else:
+        if not sso_url or not certificates:
+            raise click.ClickException("--entity-id needs --sso-url and --certificate")
+        pems = [path.read_text() for path in certificates]
+        idp = saml.idp_from_fields(entity_id or "", sso_url, pems)
+    key = saml.new_sp_key(f"idgate {name}", utc_now())
+    settings = {"idp": dataclasses.asdict(idp), "sp_certificate": key.certificate_pem}
+    return settings, {"sp_private_key": key.private_key_pem}
+
+
+def _connection_json(settings: Settings, slug: str, found: Any) -> dict[str, Any]:
+    urls = connection_urls(settings.base_url, slug, found.name)
+    shown: dict[str, Any] = {
+        "tenant": slug,
+        "name": found.name,
+        "type": found.type,
+        "jit": found.jit,
+        "idp_initiated": found.idp_initiated,
+        "login_url": urls.login_url,
+    }
+    if found.type == SAML:
+        shown |= {
+            "entity_id": urls.entity_id,
+            "acs_url": urls.acs_url,
+            "metadata_url": urls.metadata_url,
+            "idp_entity_id": found.settings["idp"]["entity_id"],
+            "idp_sso_url": found.settings["idp"]["sso_url"],
+            "idp_certificates": len(found.settings["idp"]["certificates"]),
+        }
+    else:
+        shown |= {"redirect_uri": urls.redirect_uri} | found.settings
+    return shown
+
+
+@main.group()
+def connection() -> None:
+    """Manage a tenant's SSO connections (SAML 2.0, OpenID Connect)."""
+
+
+@connection.command("add")
+@click.argument("slug")
+@click.argument("name")
+@click.option("--type", "kind", type=click.Choice(TYPES), required=True)
+@click.option("--metadata-url", help="SAML: the IdP's metadata URL.")
+@click.option(
+    "--metadata-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="SAML: the IdP's metadata as a file.",
+)
+@click.option("--entity", help="SAML: which IdP, when the metadata describes several.")
+@click.option("--entity-id", help="SAML without metadata: the IdP's entity ID.")
+@click.option("--sso-url", help="SAML without metadata: the IdP's single sign-on URL.")
+@click.option(
+    "--certificate",
+    "certificates",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="SAML without metadata: an IdP signing certificate (PEM); repeat for rotation.",
+)
+@click.option("--issuer", help="OIDC: the issuer URL (its discovery document is used).")
+@click.option("--client-id", help="OIDC: the client id registered at the IdP.")
+@click.option("--client-secret", help="OIDC: the client secret.")
+@click.option("--scopes", default=" ".join(DEFAULT_OIDC_SCOPES), show_default=True)
+@click.option("--jit/--no-jit", default=True, show_default=True, help="Create unknown users.")
+@click.option("--idp-initiated", is_flag=True, help="SAML: accept IdP-initiated logins.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON, as `connection show`.")
+@click.pass_obj
+def connection_add(
+    obj: Context,
+    slug: str,
+    name: str,
+    kind: str,
+    metadata_url: str | None,
+    metadata_file: Path | None,
+    entity: str | None,
+    entity_id: str | None,
+    sso_url: str | None,
+    certificates: tuple[Path, ...],
+    issuer: str | None,
+    client_id: str | None,
+    client_secret: str | None,
+    scopes: str,
+    jit: bool,
+    idp_initiated: bool,
+    as_json: bool,
+) -> None:
+    """Add connection NAME to tenant SLUG; print the URLs to give the IdP."""
+    try:
+        check_name(name)
+        if kind == SAML:
+            public, secrets = _saml_side(
+                name, metadata_url, metadata_file, entity, entity_id, sso_url, certificates
+            )
+        else:
+            if idp_initiated:
+                raise click.ClickException("--idp-initiated is for SAML connections")
+            if not (issuer and client_id and client_secret):
+                raise click.ClickException("OIDC needs --issuer, --client-id and --client-secret")
+            public = oidc_settings(issuer, client_id, tuple(scopes.split()))
+            secrets = {"client_secret": client_secret}
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+
+    async def work(store: ScimStore) -> Any:
+        tenant = await _tenant(store, slug)
+        try:
+            return await SsoStore(store.engine).add_connection(
+                tenant.id,
+                name,
+                kind,
+                public,
+                secrets,
+                jit=jit,
+                idp_initiated=idp_initiated,
+                now=utc_now(),
+            )
+        except ConflictError as exc:
+            raise click.ClickException(exc.detail) from None
+
+    added = _run(_with_store(obj.settings, work))
+    _print_connection(_connection_json(obj.settings, slug, added), as_json)
+
+
+def _print_connection(shown: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(shown))
+        return
+    width = max(len(k) for k in shown)
+    for key, value in shown.items():
+        click.echo(f"{key + ':':{width + 1}} {value}")
+
+
+@connection.command("show")
+@click.argument("slug")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def connection_show(obj: Context, slug: str, name: str, as_json: bool) -> None:
+    """Show connection NAME of tenant SLUG (never its secrets)."""
+
+    async def work(store: ScimStore) -> Any:
+        return await SsoStore(store.engine).get_connection((await _tenant(store, slug)).id, name)
+
+    found = _run(_with_store(obj.settings, work))
+    if found is None:
+        raise click.ClickException(f"tenant {slug} has no connection {name!r}")
+    _print_connection(_connection_json(obj.settings, slug, found), as_json)
+
+
+@connection.command("list")
+@click.argument("slug")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def connection_list(obj: Context, slug: str, as_json: bool) -> None:
+    """List tenant SLUG's connections."""
+
+    async def work(store: ScimStore) -> Any:
+        return await SsoStore(store.engine).list_connections((await _tenant(store, slug)).id)
+
+    shown = [_connection_json(obj.settings, slug, c) for c in _run(_with_store(obj.settings, work))]
+    if as_json:
+        click.echo(json.dumps(shown))
+        return
+    for item in shown:
+        click.echo(f"{item['name']}\t{item['type']}\t{item['login_url']}")
+
+
+@connection.command("remove")
+@click.argument("slug")
+@click.argument("name")
+@click.pass_obj
+def connection_remove(obj: Context, slug: str, name: str) -> None:
+    """Remove connection NAME of tenant SLUG; logins through it stop at once."""
+
+    async def work(store: ScimStore) -> bool:
+        tenant = await _tenant(store, slug)
+        return await SsoStore(store.engine).remove_connection(tenant.id, name)
+
+    if not _run(_with_store(obj.settings, work)):
+        raise click.ClickException(f"tenant {slug} has no connection {name!r}")
+    click.echo(f"connection {name} removed")
+
+
+def _tenant_values(
+    group: click.Group, noun: str, check: Any, add: str, listing: str, remove: str
+) -> None:
+    """`add`, `list` and `remove` commands for a tenant's list of `noun`s."""
+
+    @group.command("add")
+    @click.argument("slug")
+    @click.argument("value")
+    @click.pass_obj
+    def add_value(obj: Context, slug: str, value: str) -> None:
+        try:
+            checked = check(value)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+
+        async def work(store: ScimStore) -> None:
+            tenant = await _tenant(store, slug)
+            try:
+                await getattr(SsoStore(store.engine), add)(tenant.id, checked, utc_now())
+            except ConflictError as exc:
+                raise click.ClickException(exc.detail) from None
+
+        _run(_with_store(obj.settings, work))
+        click.echo(f"{noun} {checked} added to {slug}")
+
+    @group.command("list")
+    @click.argument("slug")
+    @click.pass_obj
+    def list_values(obj: Context, slug: str) -> None:
+        async def work(store: ScimStore) -> list[str]:
+            tenant = await _tenant(store, slug)
+            values: list[str] = await getattr(SsoStore(store.engine), listing)(tenant.id)
+            return values
+
+        for value in _run(_with_store(obj.settings, work)):
+            click.echo(value)
+
+    @group.command("remove")
+    @click.argument("slug")
+    @click.argument("value")
+    @click.pass_obj
+    def remove_value(obj: Context, slug: str, value: str) -> None:
+        async def work(store: ScimStore) -> bool:
+            tenant = await _tenant(store, slug)
+            removed: bool = await getattr(SsoStore(store.engine), remove)(tenant.id, value)
+            return removed
+
+        if not _run(_with_store(obj.settings, work)):
+            raise click.ClickException(f"tenant {slug} has no {noun} {value}")
+        click.echo(f"{noun} {value} removed from {slug}")
+
+    add_value.help = f"Add a {noun} to tenant SLUG."
+    list_values.help = f"List tenant SLUG's {noun}s."
+    remove_value.help = f"Remove a {noun} from tenant SLUG."
+
+
+@main.group()
+def domain() -> None:
+    """A tenant's e-mail domains: `/sso/login?email=...` finds the tenant by them."""
+
+
+@main.group("return-url")
+def return_url() -> None:
+    """URLs a login may send the browser back to (`return_to`, RelayState)."""
+
+
+_tenant_values(domain, "domain", check_domain, "add_domain", "list_domains", "remove_domain")
+_tenant_values(
+    return_url,
+    "return URL",
+    lambda url: check_url(url, "a return URL"),
+    "add_return_url",
+    "list_return_urls",
+    "remove_return_url",
+)
 
 
 # --- SCIM request log -------------------------------------------------------------------------

@@ -116,3 +116,35 @@ scim_requests = Table(
     Column("request_body", Text),
     Column("response_body", Text),
 )
+
+# SSO (migration 0005): connections to a tenant's IdPs, its e-mail domains, its return URLs.
+sso_connections = Table(
+    "sso_connections",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("tenant_id", Uuid, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("type", Text, nullable=False),  # 'saml' | 'oidc'
+    Column("settings", JSONB, nullable=False),  # the IdP's side: shown
+    Column("secrets", JSONB, nullable=False),  # our side's keys and client secret: never shown
+    Column("jit", Boolean, nullable=False),
+    Column("idp_initiated", Boolean, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+tenant_domains = Table(
+    "tenant_domains",
+    metadata,
+    Column("domain", Text, primary_key=True),  # lower case; one tenant per domain
+    Column("tenant_id", Uuid, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+tenant_return_urls = Table(
+    "tenant_return_urls",
+    metadata,
+    Column("tenant_id", Uuid, ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True),
+    Column("url", Text, primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)

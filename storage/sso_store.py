@@ -1,0 +1,208 @@
+"""SSO configuration of tenants: connections to their IdPs, e-mail domains, return URLs.
+
+Every read and write is scoped by tenant, except `tenant_for_domain` (home-realm discovery).
+Names are unique per tenant, domains across tenants: a duplicate raises `ConflictError`.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from scim.errors import ConflictError
+from storage.tables import sso_connections, tenant_domains, tenant_return_urls, tenants
+
+UNIQUE_VIOLATION = "23505"
+
+
+@dataclass(frozen=True)
+class Connection:
+    id: uuid.UUID
+    tenant_id: uuid.UUID
+    name: str
+    type: str  # "saml" | "oidc"
+    settings: dict[str, Any]  # the IdP's side
+    secrets: dict[str, Any]  # our side's keys and client secret
+    jit: bool
+    idp_initiated: bool
+    created_at: datetime
+
+
+def _unique(exc: IntegrityError) -> bool:
+    return getattr(exc.orig, "sqlstate", None) == UNIQUE_VIOLATION or UNIQUE_VIOLATION in str(
+        exc.orig
+    )
+
+
+class SsoStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    # --- connections -----------------------------------------------------------------
+
+    async def add_connection(
+        self,
+        tenant_id: uuid.UUID,
+        name: str,
+        kind: str,
+        settings: dict[str, Any],
+        secrets: dict[str, Any],
+        *,
+        jit: bool,
+        idp_initiated: bool,
+        now: datetime,
+    ) -> Connection:
+        connection = Connection(
+            uuid.uuid4(), tenant_id, name, kind, settings, secrets, jit, idp_initiated, now
+        )
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(
+                    insert(sso_connections).values(
+                        id=connection.id,
+                        tenant_id=tenant_id,
+                        name=name,
+                        type=kind,
+                        settings=settings,
+                        secrets=secrets,
+                        jit=jit,
+                        idp_initiated=idp_initiated,
+                        created_at=now,
+                        updated_at=now,
+                    )
+                )
+        except IntegrityError as exc:
+            if _unique(exc):
+                raise ConflictError(
+                    f"this tenant already has a connection named {name!r}"
+                ) from None
+            raise
+        return connection
+
+    async def get_connection(self, tenant_id: uuid.UUID, name: str) -> Connection | None:
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(sso_connections).where(
+                        sso_connections.c.tenant_id == tenant_id, sso_connections.c.name == name
+                    )
+                )
+            ).one_or_none()
+        return _connection(row) if row else None
+
+    async def list_connections(self, tenant_id: uuid.UUID) -> list[Connection]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(sso_connections)
+                .where(sso_connections.c.tenant_id == tenant_id)
+                .order_by(sso_connections.c.name)
+            )
+            return [_connection(r) for r in rows]
+
+    async def remove_connection(self, tenant_id: uuid.UUID, name: str) -> bool:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                delete(sso_connections).where(
+                    sso_connections.c.tenant_id == tenant_id, sso_connections.c.name == name
+                )
+            )
+            return result.rowcount == 1
+
+    # --- e-mail domains (home-realm discovery) -----------------------------------------
+
+    async def add_domain(self, tenant_id: uuid.UUID, domain: str, now: datetime) -> None:
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(
+                    insert(tenant_domains).values(
+                        domain=domain.lower(), tenant_id=tenant_id, created_at=now
+                    )
+                )
+        except IntegrityError as exc:
+            if _unique(exc):
+                raise ConflictError(f"domain {domain!r} already belongs to a tenant") from None
+            raise
+
+    async def list_domains(self, tenant_id: uuid.UUID) -> list[str]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(tenant_domains.c.domain)
+                .where(tenant_domains.c.tenant_id == tenant_id)
+                .order_by(tenant_domains.c.domain)
+            )
+            return list(rows.scalars())
+
+    async def remove_domain(self, tenant_id: uuid.UUID, domain: str) -> bool:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                delete(tenant_domains).where(
+                    tenant_domains.c.tenant_id == tenant_id,
+                    tenant_domains.c.domain == domain.lower(),
+                )
+            )
+            return result.rowcount == 1
+
+    async def tenant_for_domain(self, domain: str) -> str | None:
+        """The slug of the tenant that owns an e-mail domain."""
+        async with self.engine.connect() as conn:
+            return (
+                await conn.execute(
+                    select(tenants.c.slug)
+                    .select_from(tenant_domains.join(tenants))
+                    .where(tenant_domains.c.domain == domain.lower())
+                )
+            ).scalar_one_or_none()
+
+    # --- return URLs (where a login may send the browser back to) --------------------
+
+    async def add_return_url(self, tenant_id: uuid.UUID, url: str, now: datetime) -> None:
+        try:
+            async with self.engine.begin() as conn:
+                await conn.execute(
+                    insert(tenant_return_urls).values(tenant_id=tenant_id, url=url, created_at=now)
+                )
+        except IntegrityError as exc:
+            if _unique(exc):
+                raise ConflictError(f"{url} is already allowed") from None
+            raise
+
+    async def list_return_urls(self, tenant_id: uuid.UUID) -> list[str]:
+        async with self.engine.connect() as conn:
+            rows = await conn.execute(
+                select(tenant_return_urls.c.url)
+                .where(tenant_return_urls.c.tenant_id == tenant_id)
+                .order_by(tenant_return_urls.c.url)
+            )
+            return list(rows.scalars())
+
+    async def remove_return_url(self, tenant_id: uuid.UUID, url: str) -> bool:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                delete(tenant_return_urls).where(
+                    tenant_return_urls.c.tenant_id == tenant_id, tenant_return_urls.c.url == url
+                )
+            )
+            return result.rowcount == 1
+
+
+def _connection(row: Any) -> Connection:
+    return Connection(
+        row.id,
+        row.tenant_id,
+        row.name,
+        row.type,
+        row.settings,
+        row.secrets,
+        row.jit,
+        row.idp_initiated,
+        row.created_at,
+    )
+
+
+__all__ = ["Connection", "SsoStore"]
