@@ -12,11 +12,19 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, insert, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from scim.errors import ConflictError
-from storage.tables import sso_connections, tenant_domains, tenant_return_urls, tenants
+from storage.tables import (
+    sso_assertions,
+    sso_connections,
+    sso_requests,
+    tenant_domains,
+    tenant_return_urls,
+    tenants,
+)
 
 UNIQUE_VIOLATION = "23505"
 
@@ -191,6 +199,80 @@ class SsoStore:
             return result.rowcount == 1
 
 
+class LoginState:
+    """What must outlive one request of a login, shared by every replica: the requests sent
+    to IdPs (each answered once), and the assertions already accepted (replay)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.single = engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    async def save_request(
+        self,
+        request_id: str,
+        connection_id: uuid.UUID,
+        data: dict[str, Any],
+        expires_at: datetime,
+    ) -> None:
+        async with self.single.connect() as conn:
+            await conn.execute(
+                insert(sso_requests).values(
+                    id=request_id, connection_id=connection_id, data=data, expires_at=expires_at
+                )
+            )
+
+    async def take_request(
+        self, request_id: str, connection_id: uuid.UUID, now: datetime
+    ) -> dict[str, Any] | None:
+        """The data saved with a request of this connection, if it is still valid; the
+        request is used up, so a second answer to it finds nothing."""
+        async with self.single.connect() as conn:
+            row = (
+                await conn.execute(
+                    delete(sso_requests)
+                    .where(
+                        sso_requests.c.id == request_id,
+                        sso_requests.c.connection_id == connection_id,
+                    )
+                    .returning(sso_requests.c.data, sso_requests.c.expires_at)
+                )
+            ).one_or_none()
+        if row is None or row.expires_at <= now:
+            return None
+        data: dict[str, Any] = row.data
+        return data
+
+    async def first_use(
+        self, connection_id: uuid.UUID, assertion_id: str, expires_at: datetime
+    ) -> bool:
+        """Record an accepted assertion until it expires; False if it was accepted before
+        (a replay). Concurrent uses of one assertion: exactly one is the first."""
+        async with self.single.connect() as conn:
+            inserted = (
+                await conn.execute(
+                    pg_insert(sso_assertions)
+                    .values(
+                        connection_id=connection_id,
+                        assertion_id=assertion_id,
+                        expires_at=expires_at,
+                    )
+                    .on_conflict_do_nothing()
+                    .returning(sso_assertions.c.assertion_id)
+                )
+            ).one_or_none()
+        return inserted is not None
+
+    async def prune(self, now: datetime) -> int:
+        """Forget requests and assertions that have expired."""
+        async with self.single.connect() as conn:
+            requests = await conn.execute(
+                delete(sso_requests).where(sso_requests.c.expires_at <= now)
+            )
+            assertions = await conn.execute(
+                delete(sso_assertions).where(sso_assertions.c.expires_at <= now)
+            )
+        return int(requests.rowcount) + int(assertions.rowcount)
+
+
 def _connection(row: Any) -> Connection:
     return Connection(
         row.id,
@@ -205,4 +287,4 @@ def _connection(row: Any) -> Connection:
     )
 
 
-__all__ = ["Connection", "SsoStore"]
+__all__ = ["Connection", "LoginState", "SsoStore"]

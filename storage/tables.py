@@ -148,3 +148,28 @@ tenant_return_urls = Table(
     Column("url", Text, primary_key=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )
+
+# SSO login state (migration 0006).
+sso_requests = Table(
+    "sso_requests",
+    metadata,
+    Column("id", Text, primary_key=True),  # SAML request ID / OIDC state
+    Column(
+        "connection_id", Uuid, ForeignKey("sso_connections.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("data", JSONB, nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
+
+sso_assertions = Table(
+    "sso_assertions",
+    metadata,
+    Column(
+        "connection_id",
+        Uuid,
+        ForeignKey("sso_connections.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("assertion_id", Text, primary_key=True),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+)
