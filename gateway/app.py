@@ -10,11 +10,13 @@ import orjson
 from aiohttp import web
 from sqlalchemy import text
 
+from gateway import auth_api
 from gateway.keys import (
     CLOCK,
     ENGINE,
     PROVISIONING,
     REQUEST_LOG,
+    SESSIONS,
     SETTINGS,
     SSO_STORE,
     STORE,
@@ -29,6 +31,7 @@ from gateway.token_cache import TokenCache
 from storage.database import create_engine
 from storage.request_log import RequestLogStore
 from storage.scim_store import ScimStore
+from storage.session_store import SessionStore
 from storage.sso_store import SsoStore
 
 
@@ -64,6 +67,7 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now) -> w
         app[ENGINE] = engine
         app[STORE] = ScimStore(engine)
         app[SSO_STORE] = SsoStore(engine)
+        app[SESSIONS] = SessionStore(engine)
         app[PROVISIONING] = Provisioning(app[STORE], clock)
         async with contextlib.AsyncExitStack() as stack:
             if settings.request_log_days > 0:
@@ -83,5 +87,6 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now) -> w
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.add_subapp("/scim/v2", scim)
+    auth_api.add_routes(app)
     app.add_subapp("/sso", create_sso_app())
     return app

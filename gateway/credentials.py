@@ -1,4 +1,4 @@
-"""Bearer tokens and SCIM passwords: generated here, stored only as hashes."""
+"""Bearer tokens, session cookies and SCIM passwords: generated here, stored only as hashes."""
 
 from __future__ import annotations
 
@@ -16,6 +16,12 @@ def new_token() -> tuple[str, str, bytes]:
     token_id = "tok_" + secrets.token_hex(8)
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     return token_id, secret, hash_token(secret)
+
+
+def new_session_secret() -> tuple[str, bytes]:
+    """(the session cookie's value, the hash stored)."""
+    secret = secrets.token_urlsafe(32)
+    return secret, hash_token(secret)
 
 
 def hash_token(secret: str) -> bytes:

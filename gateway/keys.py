@@ -13,6 +13,7 @@ from gateway.provisioning import Provisioning
 from gateway.settings import Settings
 from gateway.token_cache import TokenCache
 from storage.scim_store import Principal, ScimStore
+from storage.session_store import SessionStore
 from storage.sso_store import SsoStore
 
 if TYPE_CHECKING:
@@ -23,6 +24,7 @@ TOKEN_CACHE = web.AppKey("token_cache", TokenCache)
 ENGINE = web.AppKey("engine", AsyncEngine)
 STORE = web.AppKey("store", ScimStore)
 SSO_STORE = web.AppKey("sso_store", SsoStore)
+SESSIONS = web.AppKey("sessions", SessionStore)
 CLOCK = web.AppKey[Callable[[], datetime]]("clock")
 PROVISIONING = web.AppKey("provisioning", Provisioning)
 REQUEST_LOG: web.AppKey[RequestLog] = web.AppKey("request_log")  # unset when logging is off

@@ -72,6 +72,18 @@ class Settings(BaseModel):
         description="The request log is written in batches at least this often; a process "
         "that dies loses at most this window of log.",
     )
+    session_idle_minutes: float = Field(
+        60.0, gt=0, description="A login session ends after this long without a request."
+    )
+    session_lifetime_hours: float = Field(
+        12.0, gt=0, description="A login session ends this long after the login, in any case."
+    )
+    session_touch_seconds: float = Field(
+        60.0,
+        ge=0,
+        description="A session's last-seen time is written at most this often (the idle "
+        "timeout is exact to within it).",
+    )
     log_level: str = Field("INFO", description="Python logging level.")
 
     @property

@@ -173,3 +173,18 @@ sso_assertions = Table(
     Column("assertion_id", Text, primary_key=True),
     Column("expires_at", DateTime(timezone=True), nullable=False),
 )
+
+# Browser sessions after an SSO login (migration 0007).
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("secret_hash", LargeBinary, primary_key=True),
+    Column("tenant_id", Uuid, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("connection_id", Uuid, ForeignKey("sso_connections.id", ondelete="SET NULL")),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_seen_at", DateTime(timezone=True), nullable=False),
+    Column("idle_seconds", Integer, nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("revoked_at", DateTime(timezone=True)),
+)

@@ -1,0 +1,62 @@
+"""How the product learns who is logged in: `GET /auth/verify`, a forward-auth endpoint for
+nginx `auth_request`, Traefik `forwardAuth` and Envoy `ext_authz`, and `POST /auth/logout`.
+
+`/auth/verify` answers 200 with the user in `X-Idgate-*` headers when the request carries a
+live session cookie, else 401. A session is live until it is logged out, reaches its
+absolute lifetime, stays idle too long, or its user is deactivated (SCIM `active: false`):
+each of those is decided in the one statement that reads the session.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from aiohttp import web
+
+from gateway.credentials import hash_token
+from gateway.keys import CLOCK, SESSIONS, SETTINGS
+
+SESSION_COOKIE = "idgate_session"
+_NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _secret(request: web.Request) -> bytes | None:
+    cookie = request.cookies.get(SESSION_COOKIE)
+    return hash_token(cookie) if cookie else None
+
+
+async def verify(request: web.Request) -> web.Response:
+    secret_hash = _secret(request)
+    settings = request.config_dict[SETTINGS]
+    found = (
+        await request.config_dict[SESSIONS].check(
+            secret_hash, request.config_dict[CLOCK](), settings.session_touch_seconds
+        )
+        if secret_hash
+        else None
+    )
+    if found is None:
+        return web.Response(status=401, headers=_NO_STORE)
+    headers = {
+        **_NO_STORE,
+        "X-Idgate-User": str(found.user_id),
+        "X-Idgate-Tenant": found.tenant,
+        "X-Idgate-Email": quote(found.email or found.user_name, safe="@+"),
+        # Names may hold any character: each is percent-encoded, then joined with commas.
+        "X-Idgate-Groups": ",".join(quote(name, safe=" ") for name in found.groups),
+    }
+    return web.Response(status=200, headers=headers)
+
+
+async def logout(request: web.Request) -> web.Response:
+    secret_hash = _secret(request)
+    if secret_hash:
+        await request.config_dict[SESSIONS].revoke(secret_hash, request.config_dict[CLOCK]())
+    response = web.Response(status=204, headers=_NO_STORE)
+    response.del_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+def add_routes(app: web.Application) -> None:
+    app.router.add_get("/auth/verify", verify)
+    app.router.add_post("/auth/logout", logout)

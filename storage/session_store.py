@@ -1,0 +1,156 @@
+"""Browser sessions: created at login, checked on every request the product forwards to
+`/auth/verify`, ended by logout, expiry, idleness, or the user's deactivation.
+
+A session is found by the SHA-256 of its cookie; the cookie itself is never stored.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import (
+    DateTime,
+    LargeBinary,
+    and_,
+    bindparam,
+    func,
+    insert,
+    literal_column,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from storage.tables import group_members, groups, sessions, tenants, users
+
+
+@dataclass(frozen=True)
+class SessionUser:
+    """Who a live session belongs to, as `/auth/verify` hands it to the product."""
+
+    user_id: uuid.UUID
+    tenant: str  # slug
+    user_name: str
+    email: str | None  # the primary e-mail, else the first
+    groups: tuple[str, ...]  # display names of the user's SCIM groups
+
+
+_NOW = bindparam("now", type_=DateTime(timezone=True))
+_user_groups = (
+    select(func.coalesce(func.array_agg(groups.c.display_name), literal_column("'{}'::text[]")))
+    .select_from(group_members.join(groups, groups.c.id == group_members.c.group_id))
+    .where(group_members.c.member_id == sessions.c.user_id, groups.c.origin == "scim")
+    .scalar_subquery()
+)
+# One statement per check: the session, its user (who must still be active) and the groups.
+_LIVE = (
+    select(
+        sessions.c.user_id,
+        sessions.c.last_seen_at,
+        tenants.c.slug,
+        users.c.user_name,
+        users.c.data["emails"].label("emails"),
+        _user_groups.label("groups"),
+    )
+    .select_from(
+        sessions.join(users, users.c.id == sessions.c.user_id).join(
+            tenants, tenants.c.id == sessions.c.tenant_id
+        )
+    )
+    .where(
+        sessions.c.secret_hash == bindparam("secret_hash", type_=LargeBinary),
+        sessions.c.revoked_at.is_(None),
+        sessions.c.expires_at > _NOW,
+        sessions.c.last_seen_at + func.make_interval(0, 0, 0, 0, 0, 0, sessions.c.idle_seconds)
+        > _NOW,
+        users.c.active.is_(True),
+    )
+)
+
+
+def _email(emails: Any) -> str | None:
+    if not isinstance(emails, list):
+        return None
+    values = [e for e in emails if isinstance(e, dict) and isinstance(e.get("value"), str)]
+    primary = next((e for e in values if e.get("primary") is True), None)
+    chosen = primary or (values[0] if values else None)
+    return chosen["value"] if chosen else None
+
+
+class SessionStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.single = engine.execution_options(isolation_level="AUTOCOMMIT")
+
+    async def create(
+        self,
+        secret_hash: bytes,
+        tenant_id: uuid.UUID,
+        user_id: uuid.UUID,
+        connection_id: uuid.UUID | None,
+        now: datetime,
+        *,
+        idle: timedelta,
+        lifetime: timedelta,
+    ) -> None:
+        async with self.single.connect() as conn:
+            await conn.execute(
+                insert(sessions).values(
+                    secret_hash=secret_hash,
+                    tenant_id=tenant_id,
+                    user_id=user_id,
+                    connection_id=connection_id,
+                    created_at=now,
+                    last_seen_at=now,
+                    idle_seconds=int(idle.total_seconds()),
+                    expires_at=now + lifetime,
+                )
+            )
+
+    async def check(
+        self, secret_hash: bytes, now: datetime, touch_after: float
+    ) -> SessionUser | None:
+        """The user of a live session, or None. The idle clock restarts at most once per
+        `touch_after` seconds (one write a minute, not one per request)."""
+        async with self.single.connect() as conn:
+            row = (
+                await conn.execute(_LIVE, {"secret_hash": secret_hash, "now": now})
+            ).one_or_none()
+            if row is None:
+                return None
+            if (now - row.last_seen_at).total_seconds() > touch_after:
+                await conn.execute(
+                    update(sessions)
+                    .where(sessions.c.secret_hash == secret_hash)
+                    .values(last_seen_at=now)
+                )
+        return SessionUser(
+            row.user_id, row.slug, row.user_name, _email(row.emails), tuple(sorted(row.groups))
+        )
+
+    async def revoke(self, secret_hash: bytes, now: datetime) -> bool:
+        async with self.single.connect() as conn:
+            result = await conn.execute(
+                update(sessions)
+                .where(sessions.c.secret_hash == secret_hash, sessions.c.revoked_at.is_(None))
+                .values(revoked_at=now)
+            )
+            return result.rowcount == 1
+
+    async def revoke_user(self, user_id: uuid.UUID, now: datetime) -> int:
+        """End every session of a user (deprovisioning, block)."""
+        async with self.single.connect() as conn:
+            result = await conn.execute(
+                update(sessions)
+                .where(
+                    and_(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None)),
+                    sessions.c.expires_at > now,
+                )
+                .values(revoked_at=now)
+            )
+            return int(result.rowcount)
+
+
+__all__ = ["SessionStore", "SessionUser"]
