@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -20,10 +20,12 @@ from scim.errors import ConflictError
 from storage.tables import (
     sso_assertions,
     sso_connections,
+    sso_identities,
     sso_requests,
     tenant_domains,
     tenant_return_urls,
     tenants,
+    users,
 )
 
 UNIQUE_VIOLATION = "23505"
@@ -273,6 +275,56 @@ class LoginState:
         return int(requests.rowcount) + int(assertions.rowcount)
 
 
+@dataclass(frozen=True)
+class LinkedUser:
+    user_id: uuid.UUID
+    active: bool
+
+
+class Identities:
+    """Links from (connection, subject) to users: how a returning login finds its user."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def find(
+        self, connection_id: uuid.UUID, subject: str, now: datetime
+    ) -> LinkedUser | None:
+        """The linked user, recording the login."""
+        async with self.engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    update(sso_identities)
+                    .where(
+                        sso_identities.c.connection_id == connection_id,
+                        sso_identities.c.subject == subject,
+                    )
+                    .values(last_login_at=now)
+                    .returning(sso_identities.c.user_id)
+                )
+            ).one_or_none()
+            if row is None:
+                return None
+            active = (
+                await conn.execute(select(users.c.active).where(users.c.id == row.user_id))
+            ).scalar_one()
+        return LinkedUser(row.user_id, active)
+
+    async def link(
+        self, connection_id: uuid.UUID, subject: str, user_id: uuid.UUID, now: datetime
+    ) -> None:
+        async with self.engine.begin() as conn:
+            await conn.execute(
+                insert(sso_identities).values(
+                    connection_id=connection_id,
+                    subject=subject,
+                    user_id=user_id,
+                    created_at=now,
+                    last_login_at=now,
+                )
+            )
+
+
 def _connection(row: Any) -> Connection:
     return Connection(
         row.id,
@@ -287,4 +339,4 @@ def _connection(row: Any) -> Connection:
     )
 
 
-__all__ = ["Connection", "LoginState", "SsoStore"]
+__all__ = ["Connection", "Identities", "LinkedUser", "LoginState", "SsoStore"]

@@ -188,3 +188,19 @@ sessions = Table(
     Column("expires_at", DateTime(timezone=True), nullable=False),
     Column("revoked_at", DateTime(timezone=True)),
 )
+
+# Links from an IdP's subject to a user (migration 0008).
+sso_identities = Table(
+    "sso_identities",
+    metadata,
+    Column(
+        "connection_id",
+        Uuid,
+        ForeignKey("sso_connections.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("subject", Text, primary_key=True),
+    Column("user_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("last_login_at", DateTime(timezone=True), nullable=False),
+)

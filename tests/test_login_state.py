@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -11,7 +12,8 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.app import utc_now
-from storage.sso_store import LoginState, SsoStore
+from storage.scim_store import ScimStore
+from storage.sso_store import Identities, LoginState, SsoStore
 from tests.conftest import TenantAccess
 
 
@@ -71,3 +73,20 @@ async def test_expired_state_is_pruned(engine: AsyncEngine, connection_id: Any) 
     # The live assertion is still remembered; the old one could be used again, being expired.
     assert await state.first_use(connection_id, "_live", now + timedelta(minutes=5)) is False
     assert await state.first_use(connection_id, "_old", now + timedelta(minutes=5)) is True
+
+
+async def test_identities_link_a_subject_to_a_user_per_connection(
+    engine: AsyncEngine, connection_id: Any, tenant: TenantAccess, store: ScimStore
+) -> None:
+    now = utc_now()
+    made = await store.create_user(tenant.tenant.id, {"userName": "linked@corp.example"}, None, now)
+    identities = Identities(engine)
+    assert await identities.find(connection_id, "00u-linked", now) is None
+    await identities.link(connection_id, "00u-linked", uuid.UUID(made["id"]), now)
+    found = await identities.find(connection_id, "00u-linked", now + timedelta(minutes=1))
+    assert found is not None and (str(found.user_id), found.active) == (made["id"], True)
+    # The same subject from another connection is another identity.
+    other = await SsoStore(engine).add_connection(
+        tenant.tenant.id, "second", "oidc", {}, {}, jit=False, idp_initiated=False, now=now
+    )
+    assert await identities.find(other.id, "00u-linked", now) is None
