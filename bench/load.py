@@ -30,6 +30,7 @@ class Scenario:
     post: bool = False
     # Instead of paths: (method, path, JSON body) triples, one picked at random per request.
     sends: list[tuple[str, str, str]] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)  # added to every request
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,7 @@ class Load:
                 "--duration", f"{max(1, round(seconds))}s",
                 "--timeout", "10s",
                 "--script", str(LUA),
+                *(f"--header={k}: {v}" for k, v in scenario.headers.items()),
                 base,
                 "--",
                 *args,
@@ -126,7 +128,11 @@ class Load:
         bad: list[str] = []
         prefix = secrets.token_hex(4)
         counter = 0
-        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/scim+json"}
+        headers = {
+            "Authorization": f"Bearer {self.token}",
+            "Content-Type": "application/scim+json",
+            **scenario.headers,
+        }
         deadline = time.perf_counter() + seconds
         connector = aiohttp.TCPConnector(limit=self.concurrency)
 
