@@ -1,21 +1,37 @@
-"""A SAML IdP for tests, from pysaml2 (a real SAML implementation): key pairs, and the
-metadata a pysaml2 IdP publishes."""
+"""A SAML IdP for tests, from pysaml2 (a real SAML implementation): key pairs, the metadata a
+pysaml2 IdP publishes, and a pysaml2 IdP server that answers AuthnRequests with signed
+Responses (it signs through the `xmlsec1` program)."""
 
 from __future__ import annotations
 
 import base64
 import datetime as dt
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import NameOID
-from saml2 import BINDING_HTTP_REDIRECT
+from saml2 import BINDING_HTTP_REDIRECT, saml
+from saml2.attribute_converter import AttributeConverter
+from saml2.authn_context import PASSWORDPROTECTEDTRANSPORT as AUTHN_PASSWORD_PROTECTED
 from saml2.config import IdPConfig
 from saml2.metadata import entity_descriptor, metadata_tostring_fix
+from saml2.saml import NAME_FORMAT_URI, NAMEID_FORMAT_EMAILADDRESS
+from saml2.sigver import get_xmlsec_binary
+from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
+
+with warnings.catch_warnings():
+    # pysaml2 7.5's saml2.cryptography.symmetric names cryptography's CFB mode at import,
+    # which cryptography deprecates (moved to `decrepit`); nothing here uses CFB.
+    warnings.filterwarnings("ignore", "CFB has been moved", CryptographyDeprecationWarning)
+    from saml2.server import Server
 
 IDP = "https://idp.example.org/metadata"
 SSO_REDIRECT = "https://idp.example.org/sso/redirect"
@@ -107,3 +123,88 @@ def metadata_xml(descriptor: Any) -> bytes:
 
 def idp_xml(**kwargs: Any) -> bytes:
     return metadata_xml(idp_descriptor(**kwargs))
+
+
+class TestIdp:
+    """A pysaml2 IdP server that answers our AuthnRequests with really signed Responses.
+
+    `sps` are SP metadata documents (ours, and any other SP the IdP may be told to address);
+    `signing` is the key the IdP signs with; `lifetime` (pysaml2 policy) sets how long its
+    assertions are valid, negative for assertions that expired before they were made.
+    """
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(
+        self,
+        signing: KeyPair,
+        sps: Sequence[str],
+        *,
+        entity_id: str = IDP,
+        lifetime: dict[str, int] | None = None,
+    ) -> None:
+        config: dict[str, Any] = {
+            "entityid": entity_id,
+            "service": {
+                "idp": {
+                    "endpoints": {
+                        "single_sign_on_service": [(SSO_REDIRECT, BINDING_HTTP_REDIRECT)]
+                    },
+                    "name_id_format": [PERSISTENT],
+                    # pysaml2 signs with RSA-SHA1 unless told otherwise.
+                    "signing_algorithm": SIG_RSA_SHA256,
+                    "digest_algorithm": DIGEST_SHA256,
+                    "policy": {
+                        "default": {
+                            "lifetime": lifetime or {"minutes": 15},
+                            "attribute_restrictions": None,
+                            "name_form": NAME_FORMAT_URI,
+                        }
+                    },
+                }
+            },
+            "cert_file": signing.cert_file,
+            "key_file": signing.key_file,
+            "metadata": {"inline": list(sps)},
+            "xmlsec_binary": get_xmlsec_binary(),
+        }
+        idp = IdPConfig()
+        idp.load(config)
+        # Attribute names as given, like Okta and Entra send them (pysaml2's own maps would
+        # turn `email` into an OID).
+        verbatim = AttributeConverter(NAME_FORMAT_URI)
+        verbatim.from_dict({"identifier": NAME_FORMAT_URI, "to": {}, "fro": {}})
+        idp.attribute_converters = [verbatim]
+        self.server = Server(config=idp)
+
+    def answer(
+        self,
+        redirect_url: str,
+        *,
+        name_id: str,
+        identity: dict[str, list[str]],
+        sp_entity_id: str | None = None,
+        destination: str | None = None,
+        in_response_to: str | None = "",
+        **kwargs: Any,
+    ) -> str:
+        """The base64 SAMLResponse answering the AuthnRequest in `redirect_url`.
+
+        By default it answers the request's issuer at its AssertionConsumerServiceURL with
+        InResponseTo the request's ID; each can be overridden (`in_response_to=None`: an
+        unsolicited response). `kwargs` go to pysaml2's `create_authn_response`
+        (sign_assertion, sign_response, encrypt_assertion, sign_alg, ...)."""
+        query = parse_qs(urlsplit(redirect_url).query)
+        request = self.server.parse_authn_request(query["SAMLRequest"][0], BINDING_HTTP_REDIRECT)
+        message = request.message
+        response = self.server.create_authn_response(
+            identity=identity,
+            in_response_to=message.id if in_response_to == "" else in_response_to,
+            destination=destination or message.assertion_consumer_service_url,
+            sp_entity_id=sp_entity_id or message.issuer.text,
+            name_id=saml.NameID(format=NAMEID_FORMAT_EMAILADDRESS, text=name_id),
+            userid=name_id,
+            authn={"class_ref": AUTHN_PASSWORD_PROTECTED},
+            **kwargs,
+        )
+        return base64.b64encode(str(response).encode()).decode()
