@@ -14,6 +14,8 @@ from gateway import auth_api
 from gateway.keys import (
     CLOCK,
     ENGINE,
+    IDENTITIES,
+    LOGIN_STATE,
     PROVISIONING,
     REQUEST_LOG,
     SESSIONS,
@@ -32,7 +34,7 @@ from storage.database import create_engine
 from storage.request_log import RequestLogStore
 from storage.scim_store import ScimStore
 from storage.session_store import SessionStore
-from storage.sso_store import SsoStore
+from storage.sso_store import Identities, LoginState, SsoStore
 
 
 def utc_now() -> datetime:
@@ -68,6 +70,8 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now) -> w
         app[STORE] = ScimStore(engine)
         app[SSO_STORE] = SsoStore(engine)
         app[SESSIONS] = SessionStore(engine)
+        app[LOGIN_STATE] = LoginState(engine)
+        app[IDENTITIES] = Identities(engine)
         app[PROVISIONING] = Provisioning(app[STORE], clock)
         async with contextlib.AsyncExitStack() as stack:
             if settings.request_log_days > 0:

@@ -14,7 +14,7 @@ from gateway.settings import Settings
 from gateway.token_cache import TokenCache
 from storage.scim_store import Principal, ScimStore
 from storage.session_store import SessionStore
-from storage.sso_store import SsoStore
+from storage.sso_store import Identities, LoginState, SsoStore
 
 if TYPE_CHECKING:
     from gateway.request_log import RequestLog
@@ -25,6 +25,8 @@ ENGINE = web.AppKey("engine", AsyncEngine)
 STORE = web.AppKey("store", ScimStore)
 SSO_STORE = web.AppKey("sso_store", SsoStore)
 SESSIONS = web.AppKey("sessions", SessionStore)
+LOGIN_STATE = web.AppKey("login_state", LoginState)
+IDENTITIES = web.AppKey("identities", Identities)
 CLOCK = web.AppKey[Callable[[], datetime]]("clock")
 PROVISIONING = web.AppKey("provisioning", Provisioning)
 REQUEST_LOG: web.AppKey[RequestLog] = web.AppKey("request_log")  # unset when logging is off

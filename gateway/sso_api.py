@@ -1,33 +1,245 @@
-"""The SSO endpoints under /sso/. For now: each SAML connection's SP metadata, for the IdP's
-administrator to load or paste."""
+"""The SSO endpoints under /sso/: a SAML connection's SP metadata, and SP-initiated and (where
+the connection allows it) IdP-initiated SAML login, ending in a session.
+
+A login through connection NAME of tenant SLUG:
+
+1. `GET /sso/SLUG/NAME/login?return_to=URL` checks `return_to` against the tenant's allowed
+   URLs, saves the AuthnRequest's ID with it (in the database, ten minutes, usable once) and
+   redirects the browser to the IdP with the HTTP-Redirect binding. The request ID travels as
+   RelayState.
+2. `POST /sso/SLUG/NAME/acs` takes the saved request named by RelayState (a second post of
+   the same answer finds nothing), has `sso.saml` validate the Response against it, records
+   the assertion ID until it expires (a replay is refused on every replica), finds the user
+   linked to (connection, NameID) or creates one (just-in-time, when the connection allows
+   it), refuses a deactivated user, starts a session and redirects to `return_to`.
+
+Refusals are plain pages with a reason for the person and the status for the machine.
+"""
 
 from __future__ import annotations
 
+import html
+import logging
+import secrets
+import uuid
+from datetime import timedelta
+from typing import Any
+
 from aiohttp import web
 
-from gateway.keys import SETTINGS, SSO_STORE, STORE
+from gateway.auth_api import SESSION_COOKIE
+from gateway.credentials import new_session_secret
+from gateway.keys import (
+    CLOCK,
+    IDENTITIES,
+    LOGIN_STATE,
+    PROVISIONING,
+    SESSIONS,
+    SETTINGS,
+    SSO_STORE,
+    STORE,
+)
+from scim.errors import ScimError
+from scim.schema import USER
 from sso import saml
 from sso.connections import SAML, connection_urls
+from sso.profile import profile, scim_user
+from storage.sso_store import Connection
+
+log = logging.getLogger(__name__)
 
 METADATA_TYPE = "application/samlmetadata+xml"
+REQUEST_LIFETIME = timedelta(minutes=10)
+# How long an assertion is remembered when it states no NotOnOrAfter.
+ASSERTION_MEMORY = timedelta(minutes=10)
 
 
-async def sp_metadata(request: web.Request) -> web.Response:
+def _page(status: int, title: str, text: str) -> web.Response:
+    body = (
+        f"<!doctype html><meta charset=utf-8><title>{html.escape(title)}</title>"
+        f"<h1>{html.escape(title)}</h1><p>{html.escape(text)}</p>"
+    )
+    return web.Response(
+        status=status, text=body, content_type="text/html", headers={"Cache-Control": "no-store"}
+    )
+
+
+async def _connection(request: web.Request) -> tuple[Any, Connection]:
     slug, name = request.match_info["tenant"], request.match_info["connection"]
     tenant = await request.config_dict[STORE].get_tenant(slug)
     found = await request.config_dict[SSO_STORE].get_connection(tenant.id, name) if tenant else None
     if found is None or found.type != SAML:
         raise web.HTTPNotFound(text=f"no SAML connection {name!r} in tenant {slug!r}")
-    urls = connection_urls(request.config_dict[SETTINGS].base_url, slug, name)
-    xml = saml.sp_metadata(
+    return tenant, found
+
+
+def _sides(request: web.Request, connection: Connection) -> tuple[saml.SamlSp, saml.IdpMetadata]:
+    slug = request.match_info["tenant"]
+    urls = connection_urls(request.config_dict[SETTINGS].base_url, slug, connection.name)
+    sp = saml.SamlSp(
         entity_id=urls.entity_id,
         acs_url=urls.acs_url,
-        certificate_pem=found.settings["sp_certificate"],
+        certificate_pem=connection.settings["sp_certificate"],
+        private_key_pem=connection.secrets["sp_private_key"],
+    )
+    stored = dict(connection.settings["idp"])
+    stored["certificates"] = tuple(stored["certificates"])
+    return sp, saml.IdpMetadata(**stored)
+
+
+async def sp_metadata(request: web.Request) -> web.Response:
+    _tenant, connection = await _connection(request)
+    sp, _idp = _sides(request, connection)
+    xml = saml.sp_metadata(
+        entity_id=sp.entity_id, acs_url=sp.acs_url, certificate_pem=sp.certificate_pem
     )
     return web.Response(text=xml, content_type=METADATA_TYPE, charset="utf-8")
+
+
+def _allowed(return_to: str, allowed: list[str]) -> bool:
+    """`return_to` is one of the tenant's URLs, or below one that ends with '/'."""
+    return any(
+        return_to == url or (url.endswith("/") and return_to.startswith(url)) for url in allowed
+    )
+
+
+async def login(request: web.Request) -> web.Response:
+    tenant, connection = await _connection(request)
+    return_to = request.query.get("return_to")
+    if return_to is not None:
+        allowed = await request.config_dict[SSO_STORE].list_return_urls(tenant.id)
+        if not _allowed(return_to, allowed):
+            return _page(400, "Login refused", "return_to is not an address of this tenant.")
+    sp, idp = _sides(request, connection)
+    # RelayState is a random key of the saved request: the answer names what it answers.
+    key = secrets.token_urlsafe(24)
+    request_id, location = saml.authn_request(sp, idp, relay_state=key)
+    now = request.config_dict[CLOCK]()
+    await request.config_dict[LOGIN_STATE].save_request(
+        key,
+        connection.id,
+        {"request_id": request_id, "return_to": return_to},
+        now + REQUEST_LIFETIME,
+    )
+    raise web.HTTPFound(location, headers={"Cache-Control": "no-store"})
+
+
+async def acs(request: web.Request) -> web.Response:
+    tenant, connection = await _connection(request)
+    form = await request.post()
+    saml_response, relay_state = form.get("SAMLResponse"), form.get("RelayState")
+    if not isinstance(saml_response, str):
+        return _page(400, "Login refused", "The identity provider sent no SAMLResponse.")
+    now, state = request.config_dict[CLOCK](), request.config_dict[LOGIN_STATE]
+    return_to: str | None = None
+    request_id: str | None = None
+    saved = (
+        await state.take_request(relay_state, connection.id, now)
+        if isinstance(relay_state, str) and relay_state
+        else None
+    )
+    if saved is not None:
+        request_id, return_to = saved["request_id"], saved.get("return_to")
+    elif not connection.idp_initiated:
+        if not relay_state:
+            return _page(
+                400, "Login refused", "Logins to this application start here, not at the IdP."
+            )
+        return _page(400, "Login refused", "This login has expired or was already used.")
+    elif isinstance(relay_state, str) and relay_state:
+        # IdP-initiated: RelayState, if any, is where to go; only to the tenant's addresses.
+        allowed = await request.config_dict[SSO_STORE].list_return_urls(tenant.id)
+        return_to = relay_state if _allowed(relay_state, allowed) else None
+    sp, idp = _sides(request, connection)
+    try:
+        identity = saml.process_response(
+            sp,
+            idp,
+            saml_response,
+            request_id=request_id,
+            allow_unsolicited=connection.idp_initiated and request_id is None,
+        )
+    except saml.SamlLoginError as exc:
+        log.warning("SAML login refused on %s/%s: %s", tenant.slug, connection.name, exc)
+        return _page(403, "Login refused", f"The identity provider's answer is not valid: {exc}")
+    expires = identity.not_on_or_after or now + ASSERTION_MEMORY
+    if not await state.first_use(connection.id, identity.assertion_id, expires):
+        return _page(403, "Login refused", "This answer of the identity provider was used before.")
+    user_id = await _user(request, tenant, connection, identity)
+    if user_id is None:
+        log.warning(
+            "SSO login refused on %s/%s for %r: no active account",
+            tenant.slug,
+            connection.name,
+            identity.subject,
+        )
+        return _page(
+            403, "Login refused", "Your account here is not active. Ask your administrator."
+        )
+    return await _start_session(request, tenant, connection, user_id, return_to)
+
+
+async def _user(
+    request: web.Request, tenant: Any, connection: Connection, identity: saml.ExternalIdentity
+) -> uuid.UUID | None:
+    """The user linked to the identity, or a new one (just-in-time); None if not allowed."""
+    now, identities = request.config_dict[CLOCK](), request.config_dict[IDENTITIES]
+    linked = await identities.find(connection.id, identity.subject, now)
+    if linked is not None:
+        return linked.user_id if linked.active else None
+    if not connection.jit:
+        return None
+    found = profile(identity.attributes, identity.subject)
+    body = scim_user(found.email or identity.subject, found)
+    try:
+        created = await request.config_dict[PROVISIONING].create(tenant.id, USER, body)
+    except ScimError as exc:
+        # An account of that name exists and is not linked: it is never adopted by name.
+        log.warning("JIT refused on %s/%s: %s", tenant.slug, connection.name, exc.detail)
+        return None
+    user_id = uuid.UUID(created["id"])
+    await identities.link(connection.id, identity.subject, user_id, now)
+    return user_id
+
+
+async def _start_session(
+    request: web.Request,
+    tenant: Any,
+    connection: Connection,
+    user_id: uuid.UUID,
+    return_to: str | None,
+) -> web.Response:
+    settings = request.config_dict[SETTINGS]
+    secret, secret_hash = new_session_secret()
+    await request.config_dict[SESSIONS].create(
+        secret_hash,
+        tenant.id,
+        user_id,
+        connection.id,
+        request.config_dict[CLOCK](),
+        idle=timedelta(minutes=settings.session_idle_minutes),
+        lifetime=timedelta(hours=settings.session_lifetime_hours),
+    )
+    if return_to:
+        response = web.Response(status=302, headers={"Location": return_to})
+    else:
+        response = _page(200, "Signed in", "You are signed in.")
+    response.set_cookie(
+        SESSION_COOKIE,
+        secret,
+        path="/",
+        secure=True,
+        httponly=True,
+        samesite="Lax",
+        max_age=int(settings.session_lifetime_hours * 3600),
+    )
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 def create_sso_app() -> web.Application:
     app = web.Application()
     app.router.add_get("/{tenant}/{connection}/metadata", sp_metadata)
+    app.router.add_get("/{tenant}/{connection}/login", login)
+    app.router.add_post("/{tenant}/{connection}/acs", acs)
     return app

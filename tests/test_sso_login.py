@@ -1,0 +1,245 @@
+"""SAML login through the app on Postgres, answered by a real IdP (pysaml2, signing through
+xmlsec1): the redirect, the ACS, just-in-time provisioning, the session seen by
+`/auth/verify`, and the refusals (replay, deactivated user, foreign return_to, no JIT)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from gateway.auth_api import SESSION_COOKIE
+from tests.conftest import Scim, TenantAccess, user
+from tests.saml_idp import SSO_REDIRECT, KeyPair, TestIdp, idp_xml, key_pair
+from tests.test_cli import _cli
+
+PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+CLAIMS = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/"
+HOME = "https://app.corp.example/home"
+
+
+@dataclass
+class Login:
+    """A tenant's SAML connection and the pysaml2 IdP behind it."""
+
+    client: TestClient[Any, Any]
+    tenant: TenantAccess
+    name: str
+    idp: TestIdp
+
+    @property
+    def root(self) -> str:
+        return f"/sso/{self.tenant.slug}/{self.name}"
+
+    async def start(self, return_to: str | None = HOME) -> tuple[str, str]:
+        """(the IdP redirect URL, its RelayState)."""
+        params = {"return_to": return_to} if return_to else {}
+        resp = await self.client.get(f"{self.root}/login", params=params, allow_redirects=False)
+        assert resp.status == 302, await resp.text()
+        location = resp.headers["Location"]
+        assert location.startswith(SSO_REDIRECT + "?")
+        return location, parse_qs(urlsplit(location).query)["RelayState"][0]
+
+    async def post(self, saml_response: str, relay_state: str | None) -> Any:
+        form = {"SAMLResponse": saml_response}
+        if relay_state is not None:
+            form["RelayState"] = relay_state
+        return await self.client.post(f"{self.root}/acs", data=form, allow_redirects=False)
+
+    async def login(self, name_id: str, identity: dict[str, list[str]]) -> Any:
+        location, relay_state = await self.start()
+        return await self.post(
+            self.idp.answer(location, sign_assertion=True, name_id=name_id, identity=identity),
+            relay_state,
+        )
+
+
+async def _connection(
+    database_url: str,
+    client: TestClient[Any, Any],
+    tenant: TenantAccess,
+    signing: KeyPair,
+    folder: Path,
+    name: str,
+    *options: str,
+) -> Login:
+    metadata = folder / f"{name}-idp.xml"
+    metadata.write_bytes(idp_xml(signing=(signing,)))
+    added = await _cli(
+        database_url, "connection", "add", tenant.slug, name, "--type", "saml",
+        "--metadata-file", str(metadata), *options,
+    )  # fmt: skip
+    assert added.exit_code == 0, added.output
+    # The IdP administrator loads our SP metadata.
+    sp = await client.get(f"/sso/{tenant.slug}/{name}/metadata")
+    return Login(client, tenant, name, TestIdp(signing, [await sp.text()]))
+
+
+@pytest.fixture
+async def okta(
+    database_url: str, client: TestClient[Any, Any], tenant: TenantAccess, tmp_path: Path
+) -> Login:
+    assert (await _cli(database_url, "return-url", "add", tenant.slug, HOME)).exit_code == 0
+    return await _connection(
+        database_url, client, tenant, key_pair(tmp_path, "okta"), tmp_path, "okta"
+    )
+
+
+async def _verify(client: TestClient[Any, Any], resp: Any) -> Any:
+    cookie = resp.cookies[SESSION_COOKIE]
+    assert cookie["httponly"] and cookie["secure"] and cookie["samesite"] == "Lax"
+    return await client.get("/auth/verify", headers={"Cookie": f"{SESSION_COOKIE}={cookie.value}"})
+
+
+JANE = {
+    f"{CLAIMS}emailaddress": ["jane@corp.example"],
+    "firstName": ["Jane"],
+    "lastName": ["Doe"],
+}
+
+
+async def test_first_login_creates_the_user_and_a_session(okta: Login, scim: Scim) -> None:
+    resp = await okta.login("00u-jane", JANE)
+    assert resp.status == 302, await resp.text()
+    assert resp.headers["Location"] == HOME
+    verified = await _verify(okta.client, resp)
+    assert verified.status == 200
+    assert verified.headers["X-Idgate-Email"] == "jane@corp.example"
+    _, page, _ = await scim.get("/Users", params={"filter": 'userName eq "jane@corp.example"'})
+    (jane,) = page["Resources"]
+    assert verified.headers["X-Idgate-User"] == jane["id"]
+    assert jane["name"] == {"givenName": "Jane", "familyName": "Doe"}
+    assert jane["displayName"] == "Jane Doe" and jane["active"] is True
+
+    # The next login finds the same user by (connection, NameID), whatever the e-mail says.
+    again = await okta.login("00u-jane", {f"{CLAIMS}emailaddress": ["jane.doe@corp.example"]})
+    assert again.status == 302
+    assert (await _verify(okta.client, again)).headers["X-Idgate-User"] == jane["id"]
+    _, page, _ = await scim.get("/Users")
+    assert page["totalResults"] == 1
+
+
+async def test_a_used_answer_and_a_used_request_are_refused(okta: Login) -> None:
+    location, relay_state = await okta.start()
+    answer = okta.idp.answer(
+        location, sign_assertion=True, name_id="00u-bob", identity={"email": ["bob@corp.example"]}
+    )
+    assert (await okta.post(answer, relay_state)).status == 302
+    replayed = await okta.post(answer, relay_state)
+    assert replayed.status == 400 and "already used" in await replayed.text()
+    assert SESSION_COOKIE not in replayed.cookies
+
+
+async def test_a_deactivated_user_is_refused_and_loses_the_session(okta: Login, scim: Scim) -> None:
+    first = await okta.login("00u-carl", {"email": ["carl@corp.example"]})
+    assert (await _verify(okta.client, first)).status == 200
+    _, page, _ = await scim.get("/Users", params={"filter": 'userName eq "carl@corp.example"'})
+    off = {"schemas": [PATCH_OP], "Operations": [{"op": "replace", "value": {"active": False}}]}
+    await scim.request("PATCH", f"/Users/{page['Resources'][0]['id']}", off)
+    assert (await _verify(okta.client, first)).status == 401
+    refused = await okta.login("00u-carl", {"email": ["carl@corp.example"]})
+    assert refused.status == 403 and SESSION_COOKIE not in refused.cookies
+
+
+async def test_return_to_must_be_one_of_the_tenant_addresses(okta: Login) -> None:
+    resp = await okta.client.get(
+        f"{okta.root}/login", params={"return_to": "https://evil.example/"}, allow_redirects=False
+    )
+    assert resp.status == 400
+    # Without return_to the login ends on a page of its own.
+    location, relay_state = await okta.start(return_to=None)
+    answer = okta.idp.answer(
+        location, sign_assertion=True, name_id="00u-dee", identity={"email": ["dee@corp.example"]}
+    )
+    done = await okta.post(answer, relay_state)
+    assert done.status == 200 and SESSION_COOKIE in done.cookies
+
+
+async def test_an_invalid_answer_is_refused(okta: Login, tmp_path: Path) -> None:
+    location, relay_state = await okta.start()
+    # Signed by a key the connection does not know.
+    stranger = TestIdp(
+        key_pair(tmp_path, "stranger"),
+        [await (await okta.client.get(f"{okta.root}/metadata")).text()],
+    )
+    answer = stranger.answer(
+        location, sign_assertion=True, name_id="00u-eve", identity={"email": ["eve@corp.example"]}
+    )
+    refused = await okta.post(answer, relay_state)
+    assert refused.status == 403 and "not valid" in await refused.text()
+
+
+async def test_without_jit_an_unknown_user_is_refused(
+    database_url: str,
+    client: TestClient[Any, Any],
+    tenant: TenantAccess,
+    scim: Scim,
+    tmp_path: Path,
+) -> None:
+    strict = await _connection(
+        database_url, client, tenant, key_pair(tmp_path, "strict"), tmp_path, "strict", "--no-jit"
+    )
+    location, relay_state = await strict.start(return_to=None)
+    answer = strict.idp.answer(
+        location,
+        sign_assertion=True,
+        name_id="00u-frank",
+        identity={"email": ["frank@corp.example"]},
+    )
+    refused = await strict.post(answer, relay_state)
+    assert refused.status == 403
+    _, page, _ = await scim.get("/Users")
+    assert page["totalResults"] == 0
+
+
+async def test_an_existing_account_is_not_adopted_by_its_name(okta: Login, scim: Scim) -> None:
+    await scim.post("/Users", user("gina@corp.example"))
+    refused = await okta.login("00u-gina", {"email": ["gina@corp.example"]})
+    assert refused.status == 403
+    _, page, _ = await scim.get("/Users")
+    assert page["totalResults"] == 1
+
+
+async def test_idp_initiated_login_only_where_enabled(
+    database_url: str, client: TestClient[Any, Any], tenant: TenantAccess, tmp_path: Path
+) -> None:
+    signing = key_pair(tmp_path, "portal")
+    portal = await _connection(
+        database_url, client, tenant, signing, tmp_path, "portal", "--idp-initiated"
+    )
+    # An IdP-initiated answer: no request of ours, no InResponseTo.
+    location, _ = await portal.start(return_to=None)
+    answer = portal.idp.answer(
+        location,
+        sign_assertion=True,
+        name_id="00u-hal",
+        identity={"email": ["hal@corp.example"]},
+        in_response_to=None,
+    )
+    accepted = await portal.post(answer, None)
+    assert accepted.status == 200 and SESSION_COOKIE in accepted.cookies
+    replay = await portal.post(answer, None)
+    assert replay.status == 403 and "used before" in await replay.text()
+    # The same kind of answer to a connection that does not allow it.
+    closed = await _connection(
+        database_url, client, tenant, key_pair(tmp_path, "closed"), tmp_path, "closed"
+    )
+    location, _ = await closed.start(return_to=None)
+    unsolicited = closed.idp.answer(
+        location,
+        sign_assertion=True,
+        name_id="00u-ivy",
+        identity={"email": ["ivy@corp.example"]},
+        in_response_to=None,
+    )
+    refused = await closed.post(unsolicited, None)
+    assert refused.status == 400 and "start here" in await refused.text()
+    shown = json.loads(
+        (await _cli(database_url, "connection", "show", tenant.slug, "portal", "--json")).output
+    )
+    assert shown["idp_initiated"] is True
