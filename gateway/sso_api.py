@@ -26,6 +26,7 @@ from datetime import timedelta
 from typing import Any
 
 from aiohttp import web
+from yarl import URL
 
 from gateway.auth_api import SESSION_COOKIE
 from gateway.credentials import new_session_secret
@@ -237,8 +238,37 @@ async def _start_session(
     return response
 
 
+async def discover(request: web.Request) -> web.Response:
+    """`GET /sso/login?email=jane@corp.example[&return_to=URL]`: home-realm discovery. The
+    e-mail's domain names the tenant; with one connection the login starts there, with
+    several the person chooses."""
+    email = request.query.get("email", "")
+    domain = email.rpartition("@")[2].strip().lower()
+    slug = await request.config_dict[SSO_STORE].tenant_for_domain(domain) if domain else None
+    tenant = await request.config_dict[STORE].get_tenant(slug) if slug else None
+    connections = await request.config_dict[SSO_STORE].list_connections(tenant.id) if tenant else []
+    if tenant is None or not connections:
+        return _page(404, "Unknown organisation", "No organisation signs in with this e-mail.")
+    query = {k: v for k, v in request.query.items() if k == "return_to"}
+    links = [
+        str(URL.build(path=f"/sso/{tenant.slug}/{c.name}/login", query=query)) for c in connections
+    ]
+    if len(links) == 1:
+        raise web.HTTPFound(links[0], headers={"Cache-Control": "no-store"})
+    items = "".join(
+        f'<li><a href="{html.escape(link)}">{html.escape(c.name)}</a></li>'
+        for c, link in zip(connections, links, strict=True)
+    )
+    body = (
+        "<!doctype html><meta charset=utf-8><title>Choose how to sign in</title>"
+        f"<h1>Choose how to sign in</h1><ul>{items}</ul>"
+    )
+    return web.Response(text=body, content_type="text/html", headers={"Cache-Control": "no-store"})
+
+
 def create_sso_app() -> web.Application:
     app = web.Application()
+    app.router.add_get("/login", discover)
     app.router.add_get("/{tenant}/{connection}/metadata", sp_metadata)
     app.router.add_get("/{tenant}/{connection}/login", login)
     app.router.add_post("/{tenant}/{connection}/acs", acs)

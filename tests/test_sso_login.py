@@ -243,3 +243,32 @@ async def test_idp_initiated_login_only_where_enabled(
         (await _cli(database_url, "connection", "show", tenant.slug, "portal", "--json")).output
     )
     assert shown["idp_initiated"] is True
+
+
+async def test_home_realm_discovery_by_email_domain(
+    database_url: str, okta: Login, tmp_path: Path
+) -> None:
+    client, slug = okta.client, okta.tenant.slug
+    unknown = await client.get("/sso/login", params={"email": "x@nowhere.example"})
+    assert unknown.status == 404
+    assert (await _cli(database_url, "domain", "add", slug, "corp.example")).exit_code == 0
+    one = await client.get(
+        "/sso/login",
+        params={"email": "Jane@Corp.Example", "return_to": HOME},
+        allow_redirects=False,
+    )
+    assert one.status == 302
+    target = urlsplit(one.headers["Location"])
+    assert target.path == f"/sso/{slug}/okta/login"
+    assert parse_qs(target.query) == {"return_to": [HOME]}
+    # Following it starts the login at the IdP.
+    started = await client.get(one.headers["Location"], allow_redirects=False)
+    assert started.status == 302 and started.headers["Location"].startswith(SSO_REDIRECT)
+
+    await _connection(
+        database_url, client, okta.tenant, key_pair(tmp_path, "second"), tmp_path, "second"
+    )
+    several = await client.get("/sso/login", params={"email": "jane@corp.example"})
+    page = await several.text()
+    assert several.status == 200
+    assert f'href="/sso/{slug}/okta/login"' in page and f'href="/sso/{slug}/second/login"' in page
