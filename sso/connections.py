@@ -78,7 +78,9 @@ def oidc_settings(issuer: str, client_id: str, scopes: tuple[str, ...]) -> dict[
     if not client_id.strip():
         raise ValueError("the client id may not be empty")
     return {
-        "issuer": check_url(issuer.rstrip("/"), "the issuer"),
+        # Kept exactly as given: the discovery document's issuer must equal it (OpenID
+        # Connect Discovery §4.3), trailing slash included.
+        "issuer": check_url(issuer, "the issuer"),
         "client_id": client_id,
         "scopes": list(scopes),
     }

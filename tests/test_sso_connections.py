@@ -63,7 +63,7 @@ def test_urls_must_be_https_except_on_this_machine() -> None:
 def test_oidc_settings_need_openid_and_a_client_id() -> None:
     settings = oidc_settings("https://idp.example/", "client-1", ("openid", "email"))
     assert settings == {
-        "issuer": "https://idp.example",
+        "issuer": "https://idp.example/",
         "client_id": "client-1",
         "scopes": ["openid", "email"],
     }
