@@ -207,16 +207,16 @@ async def test_bad_connections_are_refused_with_a_reason(
 async def test_domains_and_return_urls(
     database_url: str, tenant: TenantAccess, other_tenant: TenantAccess
 ) -> None:
-    added = await _cli(database_url, "domain", "add", tenant.slug, "Corp.Example")
-    assert added.exit_code == 0 and "corp.example" in added.output
-    taken = await _cli(database_url, "domain", "add", other_tenant.slug, "corp.example")
+    # Domains are unique across tenants (and tests share a database): one of this test's own.
+    domain = f"{tenant.slug}.example"
+    added = await _cli(database_url, "domain", "add", tenant.slug, domain.upper())
+    assert added.exit_code == 0 and domain in added.output
+    taken = await _cli(database_url, "domain", "add", other_tenant.slug, domain)
     assert taken.exit_code == 1 and "already belongs" in taken.output
     assert (await _cli(database_url, "domain", "add", tenant.slug, "not a domain")).exit_code == 1
     listed = await _cli(database_url, "domain", "list", tenant.slug)
-    assert listed.output.split() == ["corp.example"]
-    assert (
-        await _cli(database_url, "domain", "remove", tenant.slug, "corp.example")
-    ).exit_code == 0
+    assert listed.output.split() == [domain]
+    assert (await _cli(database_url, "domain", "remove", tenant.slug, domain)).exit_code == 0
     assert (await _cli(database_url, "domain", "list", tenant.slug)).output == ""
 
     url = "https://app.corp.example/after-login"

@@ -251,10 +251,12 @@ async def test_home_realm_discovery_by_email_domain(
     client, slug = okta.client, okta.tenant.slug
     unknown = await client.get("/sso/login", params={"email": "x@nowhere.example"})
     assert unknown.status == 404
-    assert (await _cli(database_url, "domain", "add", slug, "corp.example")).exit_code == 0
+    # Domains are unique across tenants (and tests share a database): one of this test's own.
+    domain = f"{slug}.example"
+    assert (await _cli(database_url, "domain", "add", slug, domain)).exit_code == 0
     one = await client.get(
         "/sso/login",
-        params={"email": "Jane@Corp.Example", "return_to": HOME},
+        params={"email": f"Jane@{domain.upper()}", "return_to": HOME},
         allow_redirects=False,
     )
     assert one.status == 302
@@ -268,7 +270,7 @@ async def test_home_realm_discovery_by_email_domain(
     await _connection(
         database_url, client, okta.tenant, key_pair(tmp_path, "second"), tmp_path, "second"
     )
-    several = await client.get("/sso/login", params={"email": "jane@corp.example"})
+    several = await client.get("/sso/login", params={"email": f"jane@{domain}"})
     page = await several.text()
     assert several.status == 200
     assert f'href="/sso/{slug}/okta/login"' in page and f'href="/sso/{slug}/second/login"' in page
