@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 
+import aiohttp
 import orjson
 from aiohttp import web
 from sqlalchemy import text
@@ -16,6 +17,7 @@ from gateway.keys import (
     ENGINE,
     IDENTITIES,
     LOGIN_STATE,
+    OIDC_DIRECTORY,
     PROVISIONING,
     REQUEST_LOG,
     SESSIONS,
@@ -24,6 +26,7 @@ from gateway.keys import (
     STORE,
     TOKEN_CACHE,
 )
+from gateway.oidc_client import OidcDirectory
 from gateway.provisioning import Provisioning
 from gateway.request_log import RequestLog, running
 from gateway.scim_api import create_scim_app
@@ -74,6 +77,8 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now) -> w
         app[IDENTITIES] = Identities(engine)
         app[PROVISIONING] = Provisioning(app[STORE], clock)
         async with contextlib.AsyncExitStack() as stack:
+            http = await stack.enter_async_context(aiohttp.ClientSession())
+            app[OIDC_DIRECTORY] = OidcDirectory(http)
             if settings.request_log_days > 0:
                 app[REQUEST_LOG] = RequestLog(
                     RequestLogStore(engine),

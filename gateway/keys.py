@@ -17,6 +17,7 @@ from storage.session_store import SessionStore
 from storage.sso_store import Identities, LoginState, SsoStore
 
 if TYPE_CHECKING:
+    from gateway.oidc_client import OidcDirectory
     from gateway.request_log import RequestLog
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -27,6 +28,7 @@ SSO_STORE = web.AppKey("sso_store", SsoStore)
 SESSIONS = web.AppKey("sessions", SessionStore)
 LOGIN_STATE = web.AppKey("login_state", LoginState)
 IDENTITIES = web.AppKey("identities", Identities)
+OIDC_DIRECTORY: web.AppKey[OidcDirectory] = web.AppKey("oidc_directory")
 CLOCK = web.AppKey[Callable[[], datetime]]("clock")
 PROVISIONING = web.AppKey("provisioning", Provisioning)
 REQUEST_LOG: web.AppKey[RequestLog] = web.AppKey("request_log")  # unset when logging is off

@@ -22,6 +22,7 @@ import html
 import logging
 import secrets
 import uuid
+from collections.abc import Mapping
 from datetime import timedelta
 from typing import Any
 
@@ -34,6 +35,7 @@ from gateway.keys import (
     CLOCK,
     IDENTITIES,
     LOGIN_STATE,
+    OIDC_DIRECTORY,
     PROVISIONING,
     SESSIONS,
     SETTINGS,
@@ -42,8 +44,8 @@ from gateway.keys import (
 )
 from scim.errors import ScimError
 from scim.schema import USER
-from sso import saml
-from sso.connections import SAML, connection_urls
+from sso import oidc, saml
+from sso.connections import OIDC, SAML, connection_urls
 from sso.profile import profile, scim_user
 from storage.sso_store import Connection
 
@@ -65,12 +67,13 @@ def _page(status: int, title: str, text: str) -> web.Response:
     )
 
 
-async def _connection(request: web.Request) -> tuple[Any, Connection]:
+async def _connection(request: web.Request, kind: str | None = None) -> tuple[Any, Connection]:
     slug, name = request.match_info["tenant"], request.match_info["connection"]
     tenant = await request.config_dict[STORE].get_tenant(slug)
     found = await request.config_dict[SSO_STORE].get_connection(tenant.id, name) if tenant else None
-    if found is None or found.type != SAML:
-        raise web.HTTPNotFound(text=f"no SAML connection {name!r} in tenant {slug!r}")
+    if found is None or (kind is not None and found.type != kind):
+        what = f"{kind.upper()} connection" if kind else "connection"
+        raise web.HTTPNotFound(text=f"no {what} {name!r} in tenant {slug!r}")
     return tenant, found
 
 
@@ -89,7 +92,7 @@ def _sides(request: web.Request, connection: Connection) -> tuple[saml.SamlSp, s
 
 
 async def sp_metadata(request: web.Request) -> web.Response:
-    _tenant, connection = await _connection(request)
+    _tenant, connection = await _connection(request, SAML)
     sp, _idp = _sides(request, connection)
     xml = saml.sp_metadata(
         entity_id=sp.entity_id, acs_url=sp.acs_url, certificate_pem=sp.certificate_pem
@@ -111,6 +114,8 @@ async def login(request: web.Request) -> web.Response:
         allowed = await request.config_dict[SSO_STORE].list_return_urls(tenant.id)
         if not _allowed(return_to, allowed):
             return _page(400, "Login refused", "return_to is not an address of this tenant.")
+    if connection.type == OIDC:
+        return await _oidc_login(request, connection, return_to)
     sp, idp = _sides(request, connection)
     # RelayState is a random key of the saved request: the answer names what it answers.
     key = secrets.token_urlsafe(24)
@@ -126,7 +131,7 @@ async def login(request: web.Request) -> web.Response:
 
 
 async def acs(request: web.Request) -> web.Response:
-    tenant, connection = await _connection(request)
+    tenant, connection = await _connection(request, SAML)
     form = await request.post()
     saml_response, relay_state = form.get("SAMLResponse"), form.get("RelayState")
     if not isinstance(saml_response, str):
@@ -166,32 +171,39 @@ async def acs(request: web.Request) -> web.Response:
     expires = identity.not_on_or_after or now + ASSERTION_MEMORY
     if not await state.first_use(connection.id, identity.assertion_id, expires):
         return _page(403, "Login refused", "This answer of the identity provider was used before.")
-    user_id = await _user(request, tenant, connection, identity)
+    user_id = await _user(request, tenant, connection, identity.subject, identity.attributes)
     if user_id is None:
-        log.warning(
-            "SSO login refused on %s/%s for %r: no active account",
-            tenant.slug,
-            connection.name,
-            identity.subject,
-        )
-        return _page(
-            403, "Login refused", "Your account here is not active. Ask your administrator."
-        )
+        return _no_account(tenant, connection, identity.subject)
     return await _start_session(request, tenant, connection, user_id, return_to)
 
 
+def _no_account(tenant: Any, connection: Connection, subject: str) -> web.Response:
+    log.warning(
+        "SSO login refused on %s/%s for %r: no active account",
+        tenant.slug,
+        connection.name,
+        subject,
+    )
+    return _page(403, "Login refused", "You have no active account here; ask your administrator.")
+
+
 async def _user(
-    request: web.Request, tenant: Any, connection: Connection, identity: saml.ExternalIdentity
+    request: web.Request,
+    tenant: Any,
+    connection: Connection,
+    subject: str,
+    attributes: Mapping[str, Any],
 ) -> uuid.UUID | None:
-    """The user linked to the identity, or a new one (just-in-time); None if not allowed."""
+    """The user linked to (connection, subject), or a new one (just-in-time); None if there
+    is none allowed. The log says why."""
     now, identities = request.config_dict[CLOCK](), request.config_dict[IDENTITIES]
-    linked = await identities.find(connection.id, identity.subject, now)
+    linked = await identities.find(connection.id, subject, now)
     if linked is not None:
         return linked.user_id if linked.active else None
     if not connection.jit:
         return None
-    found = profile(identity.attributes, identity.subject)
-    body = scim_user(found.email or identity.subject, found)
+    found = profile(attributes, subject)
+    body = scim_user(found.email or subject, found)
     try:
         created = await request.config_dict[PROVISIONING].create(tenant.id, USER, body)
     except ScimError as exc:
@@ -199,7 +211,7 @@ async def _user(
         log.warning("JIT refused on %s/%s: %s", tenant.slug, connection.name, exc.detail)
         return None
     user_id = uuid.UUID(created["id"])
-    await identities.link(connection.id, identity.subject, user_id, now)
+    await identities.link(connection.id, subject, user_id, now)
     return user_id
 
 
@@ -238,6 +250,86 @@ async def _start_session(
     return response
 
 
+# --- OpenID Connect ------------------------------------------------------------------------
+
+
+async def _oidc_login(
+    request: web.Request, connection: Connection, return_to: str | None
+) -> web.Response:
+    """The authorization code flow with PKCE: state, nonce and verifier are saved for ten
+    minutes, usable once, and the browser goes to the provider."""
+    directory = request.config_dict[OIDC_DIRECTORY]
+    try:
+        provider = await directory.provider(connection.settings["issuer"])
+    except oidc.OidcError as exc:
+        log.warning("OIDC discovery failed for %s: %s", connection.settings["issuer"], exc)
+        return _page(502, "Login unavailable", "The identity provider cannot be reached.")
+    urls = connection_urls(
+        request.config_dict[SETTINGS].base_url, request.match_info["tenant"], connection.name
+    )
+    started = oidc.authorization_request(
+        provider,
+        connection.settings["client_id"],
+        urls.redirect_uri,
+        tuple(connection.settings["scopes"]),
+    )
+    await request.config_dict[LOGIN_STATE].save_request(
+        started.state,
+        connection.id,
+        {
+            "nonce": started.nonce,
+            "code_verifier": started.code_verifier,
+            "return_to": return_to,
+        },
+        request.config_dict[CLOCK]() + REQUEST_LIFETIME,
+    )
+    raise web.HTTPFound(started.url, headers={"Cache-Control": "no-store"})
+
+
+async def callback(request: web.Request) -> web.Response:
+    """`GET /sso/SLUG/NAME/callback?code=...&state=...`: the saved state is taken (used
+    once), the code exchanged with its PKCE verifier, the id_token checked (issuer, audience,
+    nonce, signature by the provider's published keys), and the login goes on as a SAML one."""
+    tenant, connection = await _connection(request, OIDC)
+    state, code = request.query.get("state"), request.query.get("code")
+    now = request.config_dict[CLOCK]()
+    saved = (
+        await request.config_dict[LOGIN_STATE].take_request(state, connection.id, now)
+        if state
+        else None
+    )
+    if saved is None:
+        return _page(400, "Login refused", "This login has expired or was already used.")
+    if not code:
+        reason = request.query.get("error_description") or request.query.get("error") or "no code"
+        return _page(403, "Login refused", f"The identity provider refused: {reason}")
+    directory = request.config_dict[OIDC_DIRECTORY]
+    urls = connection_urls(
+        request.config_dict[SETTINGS].base_url, request.match_info["tenant"], connection.name
+    )
+    client_id = connection.settings["client_id"]
+    try:
+        provider = await directory.provider(connection.settings["issuer"])
+        id_token = await directory.exchange(
+            provider,
+            client_id,
+            connection.secrets["client_secret"],
+            code,
+            urls.redirect_uri,
+            saved["code_verifier"],
+        )
+        claims = await directory.identity(
+            provider, id_token, client_id=client_id, nonce=saved["nonce"], now=int(now.timestamp())
+        )
+    except oidc.OidcError as exc:
+        log.warning("OIDC login refused on %s/%s: %s", tenant.slug, connection.name, exc)
+        return _page(403, "Login refused", f"The identity provider's answer is not valid: {exc}")
+    user_id = await _user(request, tenant, connection, claims.subject, claims.claims)
+    if user_id is None:
+        return _no_account(tenant, connection, claims.subject)
+    return await _start_session(request, tenant, connection, user_id, saved.get("return_to"))
+
+
 async def discover(request: web.Request) -> web.Response:
     """`GET /sso/login?email=jane@corp.example[&return_to=URL]`: home-realm discovery. The
     e-mail's domain names the tenant; with one connection the login starts there, with
@@ -272,4 +364,5 @@ def create_sso_app() -> web.Application:
     app.router.add_get("/{tenant}/{connection}/metadata", sp_metadata)
     app.router.add_get("/{tenant}/{connection}/login", login)
     app.router.add_post("/{tenant}/{connection}/acs", acs)
+    app.router.add_get("/{tenant}/{connection}/callback", callback)
     return app

@@ -359,6 +359,10 @@ class OidcProvider:
         )
         self.server = _Server(self)
 
+    def register(self, client_id: str, client_secret: str, redirect_uri: str) -> None:
+        """A relying party the provider knows, besides the default one."""
+        self.clients[client_id] = _Client(client_id, client_secret, redirect_uris=(redirect_uri,))
+
     def discovery(self) -> dict[str, Any]:
         return {
             "issuer": self.knobs.discovery_issuer or self.issuer,
