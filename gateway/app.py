@@ -12,6 +12,7 @@ from aiohttp import web
 from sqlalchemy import text
 
 from gateway import auth_api
+from gateway.identity_tokens import TokenIssuer
 from gateway.keys import (
     CLOCK,
     ENGINE,
@@ -25,6 +26,7 @@ from gateway.keys import (
     SSO_STORE,
     STORE,
     TOKEN_CACHE,
+    TOKEN_ISSUER,
 )
 from gateway.oidc_client import OidcDirectory
 from gateway.provisioning import Provisioning
@@ -34,6 +36,7 @@ from gateway.settings import Settings
 from gateway.sso_api import create_sso_app
 from gateway.token_cache import TokenCache
 from storage.database import create_engine
+from storage.key_store import KeyStore
 from storage.request_log import RequestLogStore
 from storage.scim_store import ScimStore
 from storage.session_store import SessionStore
@@ -75,6 +78,7 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now) -> w
         app[SESSIONS] = SessionStore(engine)
         app[LOGIN_STATE] = LoginState(engine)
         app[IDENTITIES] = Identities(engine)
+        app[TOKEN_ISSUER] = TokenIssuer(KeyStore(engine))
         app[PROVISIONING] = Provisioning(app[STORE], clock)
         async with contextlib.AsyncExitStack() as stack:
             http = await stack.enter_async_context(aiohttp.ClientSession())

@@ -14,7 +14,8 @@ from urllib.parse import quote
 from aiohttp import web
 
 from gateway.credentials import hash_token
-from gateway.keys import CLOCK, SESSIONS, SETTINGS
+from gateway.keys import CLOCK, SESSIONS, SETTINGS, TOKEN_ISSUER
+from sso import tokens
 
 SESSION_COOKIE = "idgate_session"
 _NO_STORE = {"Cache-Control": "no-store"}
@@ -48,6 +49,37 @@ async def verify(request: web.Request) -> web.Response:
     return web.Response(status=200, headers=headers)
 
 
+async def token(request: web.Request) -> web.Response:
+    """The logged-in user as a signed JWT (`sso.tokens`), for the product to verify with
+    `/.well-known/jwks.json` instead of asking the gateway on each request."""
+    secret_hash = _secret(request)
+    settings, now = request.config_dict[SETTINGS], request.config_dict[CLOCK]()
+    found = (
+        await request.config_dict[SESSIONS].check(secret_hash, now, settings.session_touch_seconds)
+        if secret_hash
+        else None
+    )
+    if found is None:
+        return web.json_response({"error": "no live session"}, status=401, headers=_NO_STORE)
+    claims = tokens.identity_claims(
+        issuer=settings.base_url,
+        tenant=found.tenant,
+        user_id=str(found.user_id),
+        email=found.email,
+        groups=found.groups,
+        now=int(now.timestamp()),
+        lifetime=settings.identity_token_seconds,
+    )
+    signed = await request.config_dict[TOKEN_ISSUER].sign(claims, now)
+    body = {"token": signed, "token_type": "Bearer", "expires_in": settings.identity_token_seconds}
+    return web.json_response(body, headers=_NO_STORE)
+
+
+async def jwks(request: web.Request) -> web.Response:
+    keys = await request.config_dict[TOKEN_ISSUER].jwks(request.config_dict[CLOCK]())
+    return web.json_response(keys, headers={"Cache-Control": "max-age=300"})
+
+
 async def logout(request: web.Request) -> web.Response:
     secret_hash = _secret(request)
     if secret_hash:
@@ -59,4 +91,6 @@ async def logout(request: web.Request) -> web.Response:
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/auth/verify", verify)
+    app.router.add_get("/auth/token", token)
+    app.router.add_get("/.well-known/jwks.json", jwks)
     app.router.add_post("/auth/logout", logout)

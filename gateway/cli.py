@@ -14,7 +14,7 @@ import sys
 import urllib.error
 import urllib.request
 from collections.abc import Coroutine
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,7 +25,7 @@ from gateway.app import create_app, utc_now
 from gateway.credentials import new_token
 from gateway.settings import Settings
 from scim.errors import ConflictError
-from sso import saml
+from sso import saml, tokens
 from sso.connections import (
     DEFAULT_OIDC_SCOPES,
     SAML,
@@ -38,6 +38,7 @@ from sso.connections import (
 )
 from storage import migrate as migrations
 from storage.database import create_engine, start_embedded
+from storage.key_store import KeyStore, SigningKey
 from storage.request_log import RequestLogStore
 from storage.scim_store import ScimStore, Tenant
 from storage.sso_store import SsoStore
@@ -588,6 +589,37 @@ _tenant_values(
     "list_return_urls",
     "remove_return_url",
 )
+
+
+# --- identity token keys ------------------------------------------------------------------------
+
+
+@main.group()
+def keys() -> None:
+    """The keys that sign the identity tokens of /auth/token (published at
+    /.well-known/jwks.json)."""
+
+
+@keys.command("rotate")
+@click.option(
+    "--grace-hours",
+    default=24.0,
+    show_default=True,
+    help="Keys superseded longer ago than this are no longer published.",
+)
+@click.pass_obj
+def keys_rotate(obj: Context, grace_hours: float) -> None:
+    """Add a new signing key (every process signs with it within a minute) and stop
+    publishing keys superseded for longer than the grace period."""
+
+    async def work(store: ScimStore) -> tuple[str, int]:
+        key_store, now = KeyStore(store.engine), utc_now()
+        kid, pem = tokens.new_key()
+        await key_store.add(SigningKey(kid, pem, now))
+        return kid, await key_store.prune(now, timedelta(hours=grace_hours))
+
+    kid, pruned = _run(_with_store(obj.settings, work))
+    click.echo(f"new signing key {kid}; {pruned} old key(s) no longer published")
 
 
 # --- SCIM request log -------------------------------------------------------------------------

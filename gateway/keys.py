@@ -17,6 +17,7 @@ from storage.session_store import SessionStore
 from storage.sso_store import Identities, LoginState, SsoStore
 
 if TYPE_CHECKING:
+    from gateway.identity_tokens import TokenIssuer
     from gateway.oidc_client import OidcDirectory
     from gateway.request_log import RequestLog
 
@@ -29,6 +30,7 @@ SESSIONS = web.AppKey("sessions", SessionStore)
 LOGIN_STATE = web.AppKey("login_state", LoginState)
 IDENTITIES = web.AppKey("identities", Identities)
 OIDC_DIRECTORY: web.AppKey[OidcDirectory] = web.AppKey("oidc_directory")
+TOKEN_ISSUER: web.AppKey[TokenIssuer] = web.AppKey("token_issuer")
 CLOCK = web.AppKey[Callable[[], datetime]]("clock")
 PROVISIONING = web.AppKey("provisioning", Provisioning)
 REQUEST_LOG: web.AppKey[RequestLog] = web.AppKey("request_log")  # unset when logging is off

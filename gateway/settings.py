@@ -84,6 +84,9 @@ class Settings(BaseModel):
         description="A session's last-seen time is written at most this often (the idle "
         "timeout is exact to within it).",
     )
+    identity_token_seconds: int = Field(
+        300, ge=30, le=3600, description="Lifetime of the JWTs `/auth/token` hands out."
+    )
     log_level: str = Field("INFO", description="Python logging level.")
 
     @property

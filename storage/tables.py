@@ -204,3 +204,12 @@ sso_identities = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("last_login_at", DateTime(timezone=True), nullable=False),
 )
+
+# Keys for the identity tokens handed to the product (migration 0009); the newest signs.
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    Column("kid", Text, primary_key=True),
+    Column("private_pem", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
