@@ -162,6 +162,41 @@ def tenant_list(obj: Context) -> None:
         click.echo(f"{t.slug}\t{t.name}\t{t.created_at.isoformat()}")
 
 
+@tenant.command("set")
+@click.argument("slug")
+@click.option(
+    "--session-idle-minutes",
+    type=click.FloatRange(min=0),
+    help="Login sessions end after this long without a request (0: the gateway's default).",
+)
+@click.option(
+    "--session-lifetime-hours",
+    type=click.FloatRange(min=0),
+    help="Login sessions end this long after the login (0: the gateway's default).",
+)
+@click.pass_obj
+def tenant_set(
+    obj: Context,
+    slug: str,
+    session_idle_minutes: float | None,
+    session_lifetime_hours: float | None,
+) -> None:
+    """Set tenant SLUG's own values for the settings above; print them all."""
+    given = {
+        "session_idle_minutes": session_idle_minutes,
+        "session_lifetime_hours": session_lifetime_hours,
+    }
+    changes = {key: (value or None) for key, value in given.items() if value is not None}
+
+    async def work(store: ScimStore) -> Any:
+        if not await store.update_tenant_settings(slug, changes):
+            raise click.ClickException(f"no tenant {slug!r}")
+        return await store.get_tenant(slug)
+
+    updated = _run(_with_store(obj.settings, work))
+    click.echo(json.dumps(updated.settings, sort_keys=True))
+
+
 # --- SCIM tokens ------------------------------------------------------------------------------
 
 

@@ -223,6 +223,9 @@ async def _start_session(
     return_to: str | None,
 ) -> web.Response:
     settings = request.config_dict[SETTINGS]
+    # The tenant's own limits (`idgate tenant set`), else the gateway's.
+    idle = tenant.settings.get("session_idle_minutes") or settings.session_idle_minutes
+    hours = tenant.settings.get("session_lifetime_hours") or settings.session_lifetime_hours
     secret, secret_hash = new_session_secret()
     await request.config_dict[SESSIONS].create(
         secret_hash,
@@ -230,8 +233,8 @@ async def _start_session(
         user_id,
         connection.id,
         request.config_dict[CLOCK](),
-        idle=timedelta(minutes=settings.session_idle_minutes),
-        lifetime=timedelta(hours=settings.session_lifetime_hours),
+        idle=timedelta(minutes=idle),
+        lifetime=timedelta(hours=hours),
     )
     if return_to:
         response = web.Response(status=302, headers={"Location": return_to})
@@ -244,7 +247,7 @@ async def _start_session(
         secure=True,
         httponly=True,
         samesite="Lax",
-        max_age=int(settings.session_lifetime_hours * 3600),
+        max_age=int(hours * 3600),
     )
     response.headers["Cache-Control"] = "no-store"
     return response

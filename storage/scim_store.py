@@ -23,7 +23,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -83,6 +83,7 @@ class Tenant:
     slug: str
     name: str
     created_at: datetime
+    settings: dict[str, Any] = field(default_factory=dict)  # the tenant's own overrides
 
 
 @dataclass(frozen=True)
@@ -487,12 +488,28 @@ class ScimStore:
     async def get_tenant(self, slug: str) -> Tenant | None:
         async with self.engine.connect() as conn:
             row = (await conn.execute(select(tenants).where(tenants.c.slug == slug))).one_or_none()
-        return Tenant(row.id, row.slug, row.name, row.created_at) if row else None
+        return Tenant(row.id, row.slug, row.name, row.created_at, row.settings) if row else None
+
+    async def update_tenant_settings(self, slug: str, changes: dict[str, Any]) -> bool:
+        """Merge `changes` into a tenant's settings; a None value removes that setting."""
+        async with self.engine.begin() as conn:
+            row = (
+                await conn.execute(
+                    select(tenants.c.settings).where(tenants.c.slug == slug).with_for_update()
+                )
+            ).one_or_none()
+            if row is None:
+                return False
+            merged = {k: v for k, v in ({**row.settings, **changes}).items() if v is not None}
+            await conn.execute(
+                update(tenants).where(tenants.c.slug == slug).values(settings=merged)
+            )
+        return True
 
     async def list_tenants(self) -> list[Tenant]:
         async with self.engine.connect() as conn:
             rows = await conn.execute(select(tenants).order_by(tenants.c.slug))
-            return [Tenant(r.id, r.slug, r.name, r.created_at) for r in rows]
+            return [Tenant(r.id, r.slug, r.name, r.created_at, r.settings) for r in rows]
 
     async def create_token(
         self, tenant: Tenant, token_id: str, name: str, secret_hash: bytes, now: datetime

@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from aiohttp.test_utils import TestClient
+from sqlalchemy import text as sql
 
 from gateway.auth_api import SESSION_COOKIE
 from tests.conftest import Scim, TenantAccess, user
@@ -274,3 +276,32 @@ async def test_home_realm_discovery_by_email_domain(
     page = await several.text()
     assert several.status == 200
     assert f'href="/sso/{slug}/okta/login"' in page and f'href="/sso/{slug}/second/login"' in page
+
+
+async def test_the_tenant_sets_its_own_session_limits(
+    database_url: str, okta: Login, engine: Any
+) -> None:
+    slug = okta.tenant.slug
+    set_ = await _cli(
+        database_url, "tenant", "set", slug,
+        "--session-idle-minutes", "15", "--session-lifetime-hours", "2",
+    )  # fmt: skip
+    assert set_.exit_code == 0, set_.output
+    assert json.loads(set_.output) == {"session_idle_minutes": 15, "session_lifetime_hours": 2}
+    resp = await okta.login("00u-kim", {"email": ["kim@corp.example"]})
+    assert resp.status == 302
+    assert resp.cookies[SESSION_COOKIE]["max-age"] == str(2 * 3600)
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                sql(
+                    "SELECT idle_seconds, expires_at - created_at AS lifetime FROM sessions"
+                    " WHERE tenant_id = :t"
+                ),
+                {"t": okta.tenant.tenant.id},
+            )
+        ).one()
+    assert row.idle_seconds == 15 * 60 and row.lifetime == timedelta(hours=2)
+    # 0 goes back to the gateway's defaults.
+    reset = await _cli(database_url, "tenant", "set", slug, "--session-idle-minutes", "0")
+    assert json.loads(reset.output) == {"session_lifetime_hours": 2}
