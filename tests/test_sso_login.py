@@ -4,6 +4,7 @@ xmlsec1): the redirect, the ACS, just-in-time provisioning, the session seen by
 
 from __future__ import annotations
 
+import base64
 import json
 from dataclasses import dataclass
 from datetime import timedelta
@@ -305,3 +306,20 @@ async def test_the_tenant_sets_its_own_session_limits(
     # 0 goes back to the gateway's defaults.
     reset = await _cli(database_url, "tenant", "set", slug, "--session-idle-minutes", "0")
     assert json.loads(reset.output) == {"session_lifetime_hours": 2}
+
+
+async def test_an_encrypted_assertion_logs_in(okta: Login, scim: Scim) -> None:
+    """The IdP encrypts to the key in our SP metadata; the ACS decrypts with the connection's
+    private key."""
+    location, relay_state = await okta.start()
+    answer = okta.idp.answer(
+        location,
+        sign_assertion=True,
+        encrypt_assertion=True,
+        name_id="00u-lea",
+        identity={"email": ["lea@corp.example"]},
+    )
+    assert b"EncryptedAssertion" in base64.b64decode(answer)
+    resp = await okta.post(answer, relay_state)
+    assert resp.status == 302, await resp.text()
+    assert (await _verify(okta.client, resp)).headers["X-Idgate-Email"] == "lea@corp.example"
