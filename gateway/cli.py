@@ -394,6 +394,7 @@ def _connection_json(settings: Settings, slug: str, found: Any) -> dict[str, Any
             "idp_entity_id": found.settings["idp"]["entity_id"],
             "idp_sso_url": found.settings["idp"]["sso_url"],
             "idp_certificates": len(found.settings["idp"]["certificates"]),
+            "update_profile": found.settings.get("update_profile", True),
         }
     else:
         shown |= {"redirect_uri": urls.redirect_uri} | found.settings
@@ -430,6 +431,12 @@ def connection() -> None:
 @click.option("--client-secret", help="OIDC: the client secret.")
 @click.option("--scopes", default=" ".join(DEFAULT_OIDC_SCOPES), show_default=True)
 @click.option("--jit/--no-jit", default=True, show_default=True, help="Create unknown users.")
+@click.option(
+    "--update-profile/--keep-profile",
+    default=True,
+    show_default=True,
+    help="Update users a login created from the attributes of each later login.",
+)
 @click.option("--idp-initiated", is_flag=True, help="SAML: accept IdP-initiated logins.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON, as `connection show`.")
 @click.pass_obj
@@ -449,6 +456,7 @@ def connection_add(
     client_secret: str | None,
     scopes: str,
     jit: bool,
+    update_profile: bool,
     idp_initiated: bool,
     as_json: bool,
 ) -> None:
@@ -468,6 +476,7 @@ def connection_add(
             secrets = {"client_secret": client_secret}
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
+    public["update_profile"] = update_profile
 
     async def work(store: ScimStore) -> Any:
         tenant = await _tenant(store, slug)

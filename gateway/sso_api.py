@@ -46,7 +46,7 @@ from scim.errors import ScimError
 from scim.schema import USER
 from sso import oidc, saml
 from sso.connections import OIDC, SAML, connection_urls
-from sso.profile import profile, scim_user
+from sso.profile import profile, profile_update, scim_user
 from storage.sso_store import Connection
 
 log = logging.getLogger(__name__)
@@ -199,7 +199,11 @@ async def _user(
     now, identities = request.config_dict[CLOCK](), request.config_dict[IDENTITIES]
     linked = await identities.find(connection.id, subject, now)
     if linked is not None:
-        return linked.user_id if linked.active else None
+        if not linked.active:
+            return None
+        if linked.created_by_login and connection.settings.get("update_profile", True):
+            await _update_profile(request, tenant, connection, linked.user_id, attributes, subject)
+        return linked.user_id
     if not connection.jit:
         return None
     found = profile(attributes, subject)
@@ -211,8 +215,27 @@ async def _user(
         log.warning("JIT refused on %s/%s: %s", tenant.slug, connection.name, exc.detail)
         return None
     user_id = uuid.UUID(created["id"])
-    await identities.link(connection.id, subject, user_id, now)
+    await identities.link(connection.id, subject, user_id, now, created_user=True)
     return user_id
+
+
+async def _update_profile(
+    request: web.Request,
+    tenant: Any,
+    connection: Connection,
+    user_id: uuid.UUID,
+    attributes: Mapping[str, Any],
+    subject: str,
+) -> None:
+    """Bring a user this connection created up to date with the login's attributes (users a
+    SCIM client pushed are its to change). A refused change does not stop the login."""
+    change = profile_update(profile(attributes, subject))
+    if change is None:
+        return
+    try:
+        await request.config_dict[PROVISIONING].patch(tenant.id, USER, str(user_id), change, None)
+    except ScimError as exc:
+        log.warning("profile update refused on %s/%s: %s", tenant.slug, connection.name, exc)
 
 
 async def _start_session(

@@ -83,25 +83,43 @@ def profile(attributes: Mapping[str, Any], subject: str | None = None) -> Profil
     )
 
 
-def scim_user(user_name: str, found: Profile) -> dict[str, Any]:
-    """The SCIM User body a just-in-time login creates."""
-    body: dict[str, Any] = {
-        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
-        "userName": user_name,
-        "active": True,
-    }
+def _described(found: Profile) -> dict[str, Any]:
+    """The SCIM attributes a profile gives values for."""
+    out: dict[str, Any] = {}
     name = {
         key: value
         for key, value in (("givenName", found.given_name), ("familyName", found.family_name))
         if value
     }
     if name:
-        body["name"] = name
+        out["name"] = name
     display = found.display_name or " ".join(
         part for part in (found.given_name, found.family_name) if part
     )
     if display:
-        body["displayName"] = display
+        out["displayName"] = display
     if found.email:
-        body["emails"] = [{"value": found.email, "type": "work", "primary": True}]
-    return body
+        out["emails"] = [{"value": found.email, "type": "work", "primary": True}]
+    return out
+
+
+def scim_user(user_name: str, found: Profile) -> dict[str, Any]:
+    """The SCIM User body a just-in-time login creates."""
+    return {
+        "schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+        "userName": user_name,
+        "active": True,
+        **_described(found),
+    }
+
+
+def profile_update(found: Profile) -> dict[str, Any] | None:
+    """The SCIM PatchOp that brings a user up to date with a later login's profile: the
+    attributes the IdP gave values for are replaced, the others kept; None if it gave none."""
+    values = _described(found)
+    if not values:
+        return None
+    return {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [{"op": "replace", "value": values}],
+    }

@@ -279,6 +279,7 @@ class LoginState:
 class LinkedUser:
     user_id: uuid.UUID
     active: bool
+    created_by_login: bool  # made just-in-time by a login through this connection
 
 
 class Identities:
@@ -300,7 +301,7 @@ class Identities:
                         sso_identities.c.subject == subject,
                     )
                     .values(last_login_at=now)
-                    .returning(sso_identities.c.user_id)
+                    .returning(sso_identities.c.user_id, sso_identities.c.created_user)
                 )
             ).one_or_none()
             if row is None:
@@ -308,10 +309,16 @@ class Identities:
             active = (
                 await conn.execute(select(users.c.active).where(users.c.id == row.user_id))
             ).scalar_one()
-        return LinkedUser(row.user_id, active)
+        return LinkedUser(row.user_id, active, row.created_user)
 
     async def link(
-        self, connection_id: uuid.UUID, subject: str, user_id: uuid.UUID, now: datetime
+        self,
+        connection_id: uuid.UUID,
+        subject: str,
+        user_id: uuid.UUID,
+        now: datetime,
+        *,
+        created_user: bool = False,
     ) -> None:
         async with self.engine.begin() as conn:
             await conn.execute(
@@ -321,6 +328,7 @@ class Identities:
                     user_id=user_id,
                     created_at=now,
                     last_login_at=now,
+                    created_user=created_user,
                 )
             )
 

@@ -203,6 +203,7 @@ sso_identities = Table(
     Column("user_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("last_login_at", DateTime(timezone=True), nullable=False),
+    Column("created_user", Boolean, nullable=False, server_default="false"),  # migration 0010
 )
 
 # Keys for the identity tokens handed to the product (migration 0009); the newest signs.

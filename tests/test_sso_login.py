@@ -125,6 +125,34 @@ async def test_first_login_creates_the_user_and_a_session(okta: Login, scim: Sci
     assert (await _verify(okta.client, again)).headers["X-Idgate-User"] == jane["id"]
     _, page, _ = await scim.get("/Users")
     assert page["totalResults"] == 1
+    # The user this connection created follows the IdP: the new e-mail replaced the old,
+    # the name it did not send again was kept.
+    (updated,) = page["Resources"]
+    assert [e["value"] for e in updated["emails"]] == ["jane.doe@corp.example"]
+    assert updated["name"] == {"givenName": "Jane", "familyName": "Doe"}
+    assert updated["userName"] == "jane@corp.example"
+
+
+async def test_keep_profile_leaves_the_user_as_created(
+    database_url: str,
+    client: TestClient[Any, Any],
+    tenant: TenantAccess,
+    scim: Scim,
+    tmp_path: Path,
+) -> None:
+    kept = await _connection(
+        database_url, client, tenant, key_pair(tmp_path, "kept"), tmp_path, "kept",
+        "--keep-profile",
+    )  # fmt: skip
+    for email in ("mo@corp.example", "mo.new@corp.example"):
+        location, relay_state = await kept.start(return_to=None)
+        answer = kept.idp.answer(
+            location, sign_assertion=True, name_id="00u-mo", identity={"email": [email]}
+        )
+        assert (await kept.post(answer, relay_state)).status == 200
+    _, page, _ = await scim.get("/Users")
+    (mo,) = page["Resources"]
+    assert [e["value"] for e in mo["emails"]] == ["mo@corp.example"]
 
 
 async def test_a_used_answer_and_a_used_request_are_refused(okta: Login) -> None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from sso.profile import Profile, profile, scim_user
+from sso.profile import Profile, profile, profile_update, scim_user
 
 CLAIMS = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/"
 
@@ -85,3 +85,21 @@ def test_jit_user_body() -> None:
     }
     bare = scim_user("00u1", profile({}))
     assert set(bare) == {"schemas", "userName", "active"}
+
+
+def test_profile_update_replaces_only_what_the_idp_sent() -> None:
+    change = profile_update(profile({"email": ["new@corp.example"], "firstName": ["Jane"]}))
+    assert change == {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+        "Operations": [
+            {
+                "op": "replace",
+                "value": {
+                    "name": {"givenName": "Jane"},
+                    "displayName": "Jane",
+                    "emails": [{"value": "new@corp.example", "type": "work", "primary": True}],
+                },
+            }
+        ],
+    }
+    assert profile_update(profile({})) is None
