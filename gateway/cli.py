@@ -373,6 +373,10 @@ def _saml_side(
         idp = saml.idp_from_fields(entity_id or "", sso_url, pems)
     key = saml.new_sp_key(f"idgate {name}", utc_now())
     settings = {"idp": dataclasses.asdict(idp), "sp_certificate": key.certificate_pem}
+    if metadata_url:
+        settings["metadata_url"] = metadata_url  # for `idgate connection refresh`
+        if entity:
+            settings["metadata_entity"] = entity
     return settings, {"sp_private_key": key.private_key_pem}
 
 
@@ -540,6 +544,42 @@ def connection_list(obj: Context, slug: str, as_json: bool) -> None:
         return
     for item in shown:
         click.echo(f"{item['name']}\t{item['type']}\t{item['login_url']}")
+
+
+@connection.command("refresh")
+@click.argument("slug")
+@click.argument("name")
+@click.pass_obj
+def connection_refresh(obj: Context, slug: str, name: str) -> None:
+    """Fetch SAML connection NAME's IdP metadata again from its URL (after the IdP rotated its
+    signing certificate, say); logins use the new certificates at once."""
+
+    async def load(store: ScimStore) -> Any:
+        tenant = await _tenant(store, slug)
+        return tenant, await SsoStore(store.engine).get_connection(tenant.id, name)
+
+    tenant, found = _run(_with_store(obj.settings, load))
+    url = found.settings.get("metadata_url") if found is not None else None
+    if found is None or found.type != SAML or not url:
+        raise click.ClickException(
+            f"tenant {slug} has no SAML connection {name!r} with a metadata URL"
+        )
+    try:
+        idp = saml.parse_idp_metadata(_fetch(url), found.settings.get("metadata_entity"))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    before = set(found.settings["idp"]["certificates"])
+    settings = found.settings | {"idp": dataclasses.asdict(idp)}
+
+    async def save(store: ScimStore) -> None:
+        await SsoStore(store.engine).update_settings(tenant.id, name, settings, utc_now())
+
+    _run(_with_store(obj.settings, save))
+    after = set(idp.certificates)
+    click.echo(
+        f"connection {name}: {len(after)} signing certificate(s), "
+        f"{len(after - before)} new, {len(before - after)} no longer trusted"
+    )
 
 
 @connection.command("remove")

@@ -115,6 +115,17 @@ class SsoStore:
             )
             return [_connection(r) for r in rows]
 
+    async def update_settings(
+        self, tenant_id: uuid.UUID, name: str, settings: dict[str, Any], now: datetime
+    ) -> bool:
+        async with self.engine.begin() as conn:
+            result = await conn.execute(
+                update(sso_connections)
+                .where(sso_connections.c.tenant_id == tenant_id, sso_connections.c.name == name)
+                .values(settings=settings, updated_at=now)
+            )
+            return result.rowcount == 1
+
     async def remove_connection(self, tenant_id: uuid.UUID, name: str) -> bool:
         async with self.engine.begin() as conn:
             result = await conn.execute(

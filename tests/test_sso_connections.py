@@ -136,12 +136,16 @@ def idp_metadata(idp_metadata_file: Path) -> bytes:
 
 
 async def test_saml_connection_from_a_metadata_url(
-    database_url: str, aiohttp_server: Any, tenant: TenantAccess, idp_metadata: bytes
+    database_url: str,
+    aiohttp_server: Any,
+    tenant: TenantAccess,
+    idp_metadata: bytes,
+    tmp_path: Path,
 ) -> None:
-    document = idp_metadata
+    served = {"document": idp_metadata}
 
     async def metadata(_request: web.Request) -> web.Response:
-        return web.Response(body=document, content_type="text/xml")
+        return web.Response(body=served["document"], content_type="text/xml")
 
     app = web.Application()
     app.router.add_get("/metadata", metadata)
@@ -159,6 +163,17 @@ async def test_saml_connection_from_a_metadata_url(
         "--metadata-url", f"http://127.0.0.1:{server.port}/missing",
     )  # fmt: skip
     assert bad.exit_code == 1 and "could not fetch" in bad.output
+
+    # The IdP adds a second signing certificate (a rotation): refresh trusts both.
+    old, new = key_pair(tmp_path, "old"), key_pair(tmp_path, "new")
+    served["document"] = idp_xml(signing=(old, new))
+    refreshed = await _cli(database_url, "connection", "refresh", tenant.slug, "entra")
+    assert refreshed.exit_code == 0, refreshed.output
+    assert "2 signing certificate(s), 2 new, 1 no longer trusted" in refreshed.output
+    show = await _cli(database_url, "connection", "show", tenant.slug, "entra", "--json")
+    assert json.loads(show.output)["idp_certificates"] == 2
+    no_url = await _cli(database_url, "connection", "refresh", tenant.slug, "missing")
+    assert no_url.exit_code == 1
 
 
 async def test_oidc_connection_keeps_its_secret_to_itself(
