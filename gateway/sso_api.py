@@ -24,7 +24,7 @@ import secrets
 import uuid
 from collections.abc import Mapping
 from datetime import timedelta
-from typing import Any
+from typing import Any, NoReturn
 
 from aiohttp import web
 from yarl import URL
@@ -52,6 +52,7 @@ from storage.sso_store import Connection
 log = logging.getLogger(__name__)
 
 METADATA_TYPE = "application/samlmetadata+xml"
+LOGIN_COOKIE = "idgate_login"  # binds a login in progress to the browser that started it
 REQUEST_LIFETIME = timedelta(minutes=10)
 # How long an assertion is remembered when it states no NotOnOrAfter.
 ASSERTION_MEMORY = timedelta(minutes=10)
@@ -107,6 +108,28 @@ def _allowed(return_to: str, allowed: list[str]) -> bool:
     )
 
 
+def _to_idp(request: web.Request, location: str, key: str, *, cross_site_post: bool) -> NoReturn:
+    """Send the browser to the IdP, binding the login to it: the answer must come back with
+    this cookie, so a login started by someone else (login CSRF) is refused. A SAML answer is
+    a cross-site POST, which only SameSite=None cookies accompany."""
+    response = web.HTTPFound(location, headers={"Cache-Control": "no-store"})
+    response.set_cookie(
+        LOGIN_COOKIE,
+        key,
+        path=f"/sso/{request.match_info['tenant']}/{request.match_info['connection']}/",
+        max_age=int(REQUEST_LIFETIME.total_seconds()),
+        secure=True,
+        httponly=True,
+        samesite="None" if cross_site_post else "Lax",
+    )
+    raise response
+
+
+def _bound(request: web.Request, key: str) -> bool:
+    """Whether this browser started the login saved under `key`."""
+    return secrets.compare_digest(request.cookies.get(LOGIN_COOKIE, ""), key)
+
+
 async def login(request: web.Request) -> web.Response:
     tenant, connection = await _connection(request)
     return_to = request.query.get("return_to")
@@ -127,7 +150,7 @@ async def login(request: web.Request) -> web.Response:
         {"request_id": request_id, "return_to": return_to},
         now + REQUEST_LIFETIME,
     )
-    raise web.HTTPFound(location, headers={"Cache-Control": "no-store"})
+    _to_idp(request, location, key, cross_site_post=True)
 
 
 async def acs(request: web.Request) -> web.Response:
@@ -139,9 +162,11 @@ async def acs(request: web.Request) -> web.Response:
     now, state = request.config_dict[CLOCK](), request.config_dict[LOGIN_STATE]
     return_to: str | None = None
     request_id: str | None = None
+    relay_state = relay_state if isinstance(relay_state, str) else ""
+    # Only the browser that started a login can finish it (and use up its saved request).
     saved = (
         await state.take_request(relay_state, connection.id, now)
-        if isinstance(relay_state, str) and relay_state
+        if relay_state and _bound(request, relay_state)
         else None
     )
     if saved is not None:
@@ -151,8 +176,12 @@ async def acs(request: web.Request) -> web.Response:
             return _page(
                 400, "Login refused", "Logins to this application start here, not at the IdP."
             )
-        return _page(400, "Login refused", "This login has expired or was already used.")
-    elif isinstance(relay_state, str) and relay_state:
+        return _page(
+            400,
+            "Login refused",
+            "This login has expired, was already used, or was started in another browser.",
+        )
+    elif relay_state:
         # IdP-initiated: RelayState, if any, is where to go; only to the tenant's addresses.
         allowed = await request.config_dict[SSO_STORE].list_return_urls(tenant.id)
         return_to = relay_state if _allowed(relay_state, allowed) else None
@@ -272,6 +301,9 @@ async def _start_session(
         samesite="Lax",
         max_age=int(hours * 3600),
     )
+    response.del_cookie(
+        LOGIN_COOKIE, path=f"/sso/{request.match_info['tenant']}/{connection.name}/"
+    )
     response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -309,7 +341,7 @@ async def _oidc_login(
         },
         request.config_dict[CLOCK]() + REQUEST_LIFETIME,
     )
-    raise web.HTTPFound(started.url, headers={"Cache-Control": "no-store"})
+    _to_idp(request, started.url, started.state, cross_site_post=False)
 
 
 async def callback(request: web.Request) -> web.Response:
@@ -321,11 +353,15 @@ async def callback(request: web.Request) -> web.Response:
     now = request.config_dict[CLOCK]()
     saved = (
         await request.config_dict[LOGIN_STATE].take_request(state, connection.id, now)
-        if state
+        if state and _bound(request, state)
         else None
     )
     if saved is None:
-        return _page(400, "Login refused", "This login has expired or was already used.")
+        return _page(
+            400,
+            "Login refused",
+            "This login has expired, was already used, or was started in another browser.",
+        )
     if not code:
         reason = request.query.get("error_description") or request.query.get("error") or "no code"
         return _page(403, "Login refused", f"The identity provider refused: {reason}")

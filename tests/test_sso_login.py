@@ -17,6 +17,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import text as sql
 
 from gateway.auth_api import SESSION_COOKIE
+from gateway.sso_api import LOGIN_COOKIE
 from tests.conftest import Scim, TenantAccess, user
 from tests.saml_idp import SSO_REDIRECT, KeyPair, TestIdp, idp_xml, key_pair
 from tests.test_cli import _cli
@@ -39,6 +40,8 @@ class Login:
     def root(self) -> str:
         return f"/sso/{self.tenant.slug}/{self.name}"
 
+    browser_cookie: str = ""  # what the login start left in the browser
+
     async def start(self, return_to: str | None = HOME) -> tuple[str, str]:
         """(the IdP redirect URL, its RelayState)."""
         params = {"return_to": return_to} if return_to else {}
@@ -46,13 +49,21 @@ class Login:
         assert resp.status == 302, await resp.text()
         location = resp.headers["Location"]
         assert location.startswith(SSO_REDIRECT + "?")
+        cookie = resp.cookies[LOGIN_COOKIE]
+        assert cookie["httponly"] and cookie["secure"] and cookie["samesite"] == "None"
+        self.browser_cookie = f"{LOGIN_COOKIE}={cookie.value}"
         return location, parse_qs(urlsplit(location).query)["RelayState"][0]
 
-    async def post(self, saml_response: str, relay_state: str | None) -> Any:
+    async def post(
+        self, saml_response: str, relay_state: str | None, *, same_browser: bool = True
+    ) -> Any:
         form = {"SAMLResponse": saml_response}
         if relay_state is not None:
             form["RelayState"] = relay_state
-        return await self.client.post(f"{self.root}/acs", data=form, allow_redirects=False)
+        headers = {"Cookie": self.browser_cookie} if same_browser and self.browser_cookie else {}
+        return await self.client.post(
+            f"{self.root}/acs", data=form, headers=headers, allow_redirects=False
+        )
 
     async def login(self, name_id: str, identity: dict[str, list[str]]) -> Any:
         location, relay_state = await self.start()
@@ -153,6 +164,17 @@ async def test_keep_profile_leaves_the_user_as_created(
     _, page, _ = await scim.get("/Users")
     (mo,) = page["Resources"]
     assert [e["value"] for e in mo["emails"]] == ["mo@corp.example"]
+
+
+async def test_a_login_finishes_only_in_the_browser_that_started_it(okta: Login) -> None:
+    location, relay_state = await okta.start()
+    answer = okta.idp.answer(
+        location, sign_assertion=True, name_id="00u-nia", identity={"email": ["nia@corp.example"]}
+    )
+    # Posted from another browser (login CSRF): refused, and the login is not used up.
+    elsewhere = await okta.post(answer, relay_state, same_browser=False)
+    assert elsewhere.status == 400 and "another browser" in await elsewhere.text()
+    assert (await okta.post(answer, relay_state)).status == 302
 
 
 async def test_a_used_answer_and_a_used_request_are_refused(okta: Login) -> None:

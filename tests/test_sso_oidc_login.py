@@ -14,6 +14,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from gateway.auth_api import SESSION_COOKIE
+from gateway.sso_api import LOGIN_COOKIE
 from tests.conftest import Scim, TenantAccess
 from tests.oidc_provider import Knobs, OidcProvider, User, new_key
 from tests.test_cli import _cli
@@ -30,17 +31,26 @@ class Flow:
     browser: aiohttp.ClientSession  # talks to the provider
     root: str
 
+    browser_cookie: str = ""  # what the login start left in the browser
+
     async def callback_url(self) -> str:
         """Start a login and let the provider answer: our callback path with code and state."""
         start = await self.client.get(
             f"{self.root}/login", params={"return_to": HOME}, allow_redirects=False
         )
         assert start.status == 302, await start.text()
+        cookie = start.cookies[LOGIN_COOKIE]
+        assert cookie["httponly"] and cookie["secure"] and cookie["samesite"] == "Lax"
+        self.browser_cookie = f"{LOGIN_COOKIE}={cookie.value}"
         async with self.browser.get(start.headers["Location"], allow_redirects=False) as answer:
             assert answer.status == 302, await answer.text()
             back = urlsplit(answer.headers["Location"])
         assert back.path == f"{self.root}/callback"
         return f"{back.path}?{back.query}"
+
+    async def finish(self, url: str, *, same_browser: bool = True) -> Any:
+        headers = {"Cookie": self.browser_cookie} if same_browser else {}
+        return await self.client.get(url, headers=headers, allow_redirects=False)
 
 
 @pytest.fixture
@@ -65,7 +75,7 @@ async def flow(
 
 
 async def test_login_creates_the_user_and_a_session(flow: Flow, scim: Scim) -> None:
-    done = await flow.client.get(await flow.callback_url(), allow_redirects=False)
+    done = await flow.finish(await flow.callback_url())
     assert done.status == 302, await done.text()
     assert done.headers["Location"] == HOME
     cookie = done.cookies[SESSION_COOKIE]
@@ -79,7 +89,7 @@ async def test_login_creates_the_user_and_a_session(flow: Flow, scim: Scim) -> N
     assert verified.headers["X-Idgate-User"] == ada["id"]
     assert ada["displayName"] == "Ada Lovelace"
     # A second login is the same user.
-    again = await flow.client.get(await flow.callback_url(), allow_redirects=False)
+    again = await flow.finish(await flow.callback_url())
     assert again.status == 302
     _, page, _ = await scim.get("/Users")
     assert page["totalResults"] == 1
@@ -87,8 +97,10 @@ async def test_login_creates_the_user_and_a_session(flow: Flow, scim: Scim) -> N
 
 async def test_a_callback_is_used_once(flow: Flow) -> None:
     url = await flow.callback_url()
-    assert (await flow.client.get(url, allow_redirects=False)).status == 302
-    replayed = await flow.client.get(url, allow_redirects=False)
+    elsewhere = await flow.finish(url, same_browser=False)  # login CSRF: not this browser's
+    assert elsewhere.status == 400 and "another browser" in await elsewhere.text()
+    assert (await flow.finish(url)).status == 302
+    replayed = await flow.finish(url)
     assert replayed.status == 400 and SESSION_COOKIE not in replayed.cookies
     forged = await flow.client.get(f"{flow.root}/callback?code=x&state=made-up")
     assert forged.status == 400
@@ -109,7 +121,7 @@ async def test_a_callback_is_used_once(flow: Flow) -> None:
 )
 async def test_bad_id_tokens_are_refused(flow: Flow, scim: Scim, knobs: Knobs, reason: str) -> None:
     flow.provider.knobs = knobs
-    refused = await flow.client.get(await flow.callback_url(), allow_redirects=False)
+    refused = await flow.finish(await flow.callback_url())
     assert refused.status == 403 and SESSION_COOKIE not in refused.cookies
     assert reason in await refused.text()
     _, page, _ = await scim.get("/Users")
