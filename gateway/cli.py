@@ -363,14 +363,17 @@ def _saml_side(
             "give the IdP as one of --metadata-url, --metadata-file, or --entity-id with "
             "--sso-url and --certificate"
         )
-    if metadata_url or metadata_file:
-        xml = _fetch(metadata_url) if metadata_url else Path(metadata_file or "").read_bytes()
-        idp = saml.parse_idp_metadata(xml, entity)
-    else:
-        if not sso_url or not certificates:
-            raise click.ClickException("--entity-id needs --sso-url and --certificate")
-        pems = [path.read_text() for path in certificates]
-        idp = saml.idp_from_fields(entity_id or "", sso_url, pems)
+    try:
+        if metadata_url or metadata_file:
+            xml = _fetch(metadata_url) if metadata_url else Path(metadata_file or "").read_bytes()
+            idp = saml.parse_idp_metadata(xml, entity)
+        else:
+            if not sso_url or not certificates:
+                raise click.ClickException("--entity-id needs --sso-url and --certificate")
+            pems = [path.read_text() for path in certificates]
+            idp = saml.idp_from_fields(entity_id or "", sso_url, pems)
+    except OSError as exc:
+        raise click.ClickException(f"cannot read {exc.filename}: {exc.strerror}") from None
     key = saml.new_sp_key(f"idgate {name}", utc_now())
     settings = {"idp": dataclasses.asdict(idp), "sp_certificate": key.certificate_pem}
     if metadata_url:
@@ -500,6 +503,70 @@ def connection_add(
 
     added = _run(_with_store(obj.settings, work))
     _print_connection(_connection_json(obj.settings, slug, added), as_json)
+
+
+_IMPORT_KEYS = {
+    "name", "type", "metadata_url", "metadata_file", "entity", "entity_id", "sso_url",
+    "certificates", "issuer", "client_id", "client_secret", "scopes", "jit", "update_profile",
+    "idp_initiated",
+}  # fmt: skip
+
+
+@connection.command("import")
+@click.argument("slug")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.pass_context
+def connection_import(ctx: click.Context, slug: str, file: Path) -> None:
+    """Add the connections a JSON file describes to tenant SLUG: a list of objects whose keys
+    are `connection add`'s options (name, type, metadata_url, metadata_file, entity,
+    entity_id, sso_url, certificates, issuer, client_id, client_secret, scopes, jit,
+    update_profile, idp_initiated); file paths are relative to FILE. Each is added or refused
+    on its own; the command fails if any is refused."""
+    try:
+        entries = json.loads(file.read_text())
+    except (OSError, ValueError) as exc:
+        raise click.ClickException(f"{file}: {exc}") from None
+    if not isinstance(entries, list) or not all(isinstance(e, dict) for e in entries):
+        raise click.ClickException(f"{file}: expected a JSON list of objects")
+    refused = 0
+    for number, entry in enumerate(entries, 1):
+        label = f"{file.name}[{number}] {entry.get('name', '?')}"
+        unknown = set(entry) - _IMPORT_KEYS
+        try:
+            if unknown or "name" not in entry or "type" not in entry:
+                raise click.ClickException(
+                    f"needs name and type; unknown keys: {', '.join(sorted(unknown)) or 'none'}"
+                )
+
+            def path(value: str) -> Path:
+                return (file.parent / value).resolve()
+
+            scopes = entry.get("scopes", list(DEFAULT_OIDC_SCOPES))
+            ctx.invoke(
+                connection_add,
+                slug=slug,
+                name=entry["name"],
+                kind=entry["type"],
+                metadata_url=entry.get("metadata_url"),
+                metadata_file=path(entry["metadata_file"]) if "metadata_file" in entry else None,
+                entity=entry.get("entity"),
+                entity_id=entry.get("entity_id"),
+                sso_url=entry.get("sso_url"),
+                certificates=tuple(path(c) for c in entry.get("certificates", ())),
+                issuer=entry.get("issuer"),
+                client_id=entry.get("client_id"),
+                client_secret=entry.get("client_secret"),
+                scopes=" ".join(scopes) if isinstance(scopes, list) else str(scopes),
+                jit=bool(entry.get("jit", True)),
+                update_profile=bool(entry.get("update_profile", True)),
+                idp_initiated=bool(entry.get("idp_initiated", False)),
+                as_json=True,
+            )
+        except click.ClickException as exc:
+            refused += 1
+            click.echo(f"{label}: refused: {exc.message}", err=True)
+    if refused:
+        raise click.ClickException(f"{refused} of {len(entries)} connection(s) refused")
 
 
 def _print_connection(shown: dict[str, Any], as_json: bool) -> None:

@@ -240,3 +240,33 @@ async def test_domains_and_return_urls(
     assert clear.exit_code == 1 and "https" in clear.output
     listed = await _cli(database_url, "return-url", "list", tenant.slug)
     assert listed.output.split() == [url]
+
+
+async def test_connections_from_a_json_file(
+    database_url: str, tenant: TenantAccess, tmp_path: Path, idp_metadata_file: Path
+) -> None:
+    config = tmp_path / "connections.json"
+    config.write_text(
+        json.dumps(
+            [
+                {"name": "okta", "type": "saml", "metadata_file": idp_metadata_file.name,
+                 "idp_initiated": True},
+                {"name": "google", "type": "oidc", "issuer": "https://accounts.example",
+                 "client_id": "cid", "client_secret": "secret", "scopes": ["openid", "email"],
+                 "jit": False},
+                {"name": "broken", "type": "saml", "metadata_file": "missing.xml"},
+                {"name": "odd", "type": "oidc", "colour": "blue"},
+            ]
+        )
+    )  # fmt: skip
+    result = await _cli(database_url, "connection", "import", tenant.slug, str(config))
+    assert result.exit_code == 1 and "2 of 4 connection(s) refused" in result.output
+    assert "broken: refused: cannot read" in result.output
+    assert "odd: refused: needs name and type; unknown keys: colour" in result.output
+    listed = json.loads(
+        (await _cli(database_url, "connection", "list", tenant.slug, "--json")).output
+    )
+    by_name = {c["name"]: c for c in listed}
+    assert set(by_name) == {"google", "okta"}
+    assert by_name["okta"]["idp_initiated"] is True and by_name["okta"]["idp_entity_id"] == IDP
+    assert by_name["google"]["jit"] is False and by_name["google"]["scopes"] == ["openid", "email"]
