@@ -1,17 +1,20 @@
-"""The SSO endpoints under /sso/: a SAML connection's SP metadata, and SP-initiated and (where
-the connection allows it) IdP-initiated SAML login, ending in a session.
+"""The SSO endpoints under /sso/: home-realm discovery, a SAML connection's SP metadata, and
+logins through SAML (SP-initiated, and IdP-initiated where the connection allows it) and
+OpenID Connect, each ending in a session.
 
 A login through connection NAME of tenant SLUG:
 
 1. `GET /sso/SLUG/NAME/login?return_to=URL` checks `return_to` against the tenant's allowed
-   URLs, saves the AuthnRequest's ID with it (in the database, ten minutes, usable once) and
-   redirects the browser to the IdP with the HTTP-Redirect binding. The request ID travels as
-   RelayState.
-2. `POST /sso/SLUG/NAME/acs` takes the saved request named by RelayState (a second post of
-   the same answer finds nothing), has `sso.saml` validate the Response against it, records
-   the assertion ID until it expires (a replay is refused on every replica), finds the user
-   linked to (connection, NameID) or creates one (just-in-time, when the connection allows
-   it), refuses a deactivated user, starts a session and redirects to `return_to`.
+   URLs and saves what the answer will be checked against (SAML: the AuthnRequest's ID; OIDC:
+   nonce and PKCE verifier) in the database for ten minutes, under a random key that the
+   IdP sends back (SAML RelayState, OIDC state) and that is also set as a cookie: only the
+   browser that started a login can finish it. The browser goes to the IdP.
+2. `POST /sso/SLUG/NAME/acs` (SAML) or `GET /sso/SLUG/NAME/callback` (OIDC) takes the saved
+   request (a second answer finds nothing), has `sso.saml` / `sso.oidc` check the answer
+   against it (SAML assertion IDs are also kept until they expire: a replay is refused on
+   every replica), finds the user linked to (connection, subject) or creates one (just in
+   time, when the connection allows it), refuses a deactivated user, starts a session and
+   redirects to `return_to`.
 
 Refusals are plain pages with a reason for the person and the status for the machine.
 """
