@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.app import utc_now
+from scim.errors import ConflictError
 from storage.scim_store import ScimStore
 from tests.conftest import Scim, TenantAccess, group, table_snapshot, user
 from tests.test_cli import _cli
@@ -82,7 +83,7 @@ async def test_concurrent_product_and_scim_creates_of_one_name_leave_one(
         try:
             await _product_group(store, tenant, "Race")
             return "product"
-        except Exception:
+        except ConflictError:
             return "refused"
 
     async def pushed() -> str:
