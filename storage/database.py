@@ -8,6 +8,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import orjson
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 log = logging.getLogger(__name__)
@@ -21,6 +22,22 @@ def async_url(url: str) -> str:
     if parts.scheme == "postgresql+asyncpg":
         return url
     raise ValueError(f"only PostgreSQL URLs are supported, got scheme {parts.scheme!r}")
+
+
+UNIQUE_VIOLATION = "23505"  # PostgreSQL's SQLSTATE for a duplicate key
+
+
+def is_unique_violation(exc: IntegrityError) -> bool:
+    """Whether a failed statement broke a unique index or constraint."""
+    return getattr(exc.orig, "sqlstate", None) == UNIQUE_VIOLATION or UNIQUE_VIOLATION in str(
+        exc.orig
+    )
+
+
+def autocommit(engine: AsyncEngine) -> AsyncEngine:
+    """The engine for reads and single-statement writes: a single statement is atomic on its
+    own, so these skip the BEGIN / COMMIT round trips of an explicit transaction."""
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:

@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from storage.database import autocommit
 from storage.tables import signing_keys
 
 
@@ -21,7 +22,7 @@ class SigningKey:
 
 class KeyStore:
     def __init__(self, engine: AsyncEngine) -> None:
-        self.single = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.single = autocommit(engine)
 
     async def add(self, key: SigningKey) -> None:
         async with self.single.connect() as conn:

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from storage.database import autocommit
 from storage.tables import scim_requests
 
 
@@ -36,8 +37,7 @@ _INSERT = insert(scim_requests)  # executed with many rows of parameters: compil
 class RequestLogStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        # Reads and single-statement deletes need no explicit transaction.
-        self.single = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.single = autocommit(engine)  # reads and single-statement deletes
 
     async def write(self, entries: Sequence[dict[str, Any]]) -> None:
         """Insert entries (dicts with every column but `id`)."""

@@ -64,10 +64,10 @@ from scim.errors import (
 )
 from scim.patch import MemberChanges
 from scim.schema import GROUP_SCHEMA_ID
+from storage.database import autocommit, is_unique_violation
 from storage.filter_sql import parse_uuid
 from storage.tables import group_members, groups, resource_counts, scim_tokens, tenants, users
 
-UNIQUE_VIOLATION = "23505"
 # A version-checked write that finds the row changed since it was read is built again on the
 # newer row; the last of this many attempts locks the row first.
 _WRITE_ATTEMPTS = 3
@@ -120,10 +120,6 @@ class Page:
 
 def _iso(when: datetime) -> str:
     return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _is_unique_violation(exc: IntegrityError) -> bool:
-    return getattr(exc.orig, "sqlstate", None) == UNIQUE_VIOLATION or "23505" in str(exc.orig)
 
 
 def etag(version: int) -> str:
@@ -436,9 +432,7 @@ PatchGroup = Callable[[dict[str, Any]], Awaitable[tuple[dict[str, Any], MemberCh
 class ScimStore:
     def __init__(self, engine: AsyncEngine, connection: AsyncConnection | None = None) -> None:
         self.engine = engine
-        # A single statement is atomic on its own: reads, and writes of one statement, skip
-        # the BEGIN / COMMIT (or ROLLBACK) round trips of an explicit transaction.
-        self.single = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.single = autocommit(engine)
         self._connection = connection
 
     def within(self, connection: AsyncConnection) -> ScimStore:
@@ -480,7 +474,7 @@ class ScimStore:
                     )
                 )
         except IntegrityError as exc:
-            if _is_unique_violation(exc):
+            if is_unique_violation(exc):
                 raise ConflictError(f"tenant {slug!r} already exists") from None
             raise
         return tenant
@@ -610,7 +604,7 @@ class ScimStore:
             async with self._statement() as conn:
                 row = (await conn.execute(_INSERT_USER, params)).one()
         except IntegrityError as exc:
-            if _is_unique_violation(exc):
+            if is_unique_violation(exc):
                 raise UniquenessError(
                     f"userName {resource['userName']!r} is already taken in this tenant"
                 ) from None
@@ -711,7 +705,7 @@ class ScimStore:
                         f"resource version changed during the request; it was {if_match}"
                     )
         except IntegrityError as exc:
-            if _is_unique_violation(exc):
+            if is_unique_violation(exc):
                 raise UniquenessError("userName is already taken in this tenant") from None
             raise
         raise AssertionError("the locked attempt cannot lose a race")
@@ -1116,7 +1110,7 @@ class ScimStore:
                     )
                 )
         except IntegrityError as exc:
-            if _is_unique_violation(exc):
+            if is_unique_violation(exc):
                 raise ConflictError(f"a group named {name!r} already exists") from None
             raise
         return ProductGroup(group_id, name, now)

@@ -24,6 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from storage.database import autocommit
 from storage.tables import group_members, groups, sessions, tenants, users
 
 
@@ -82,7 +83,7 @@ def _email(emails: Any) -> str | None:
 
 class SessionStore:
     def __init__(self, engine: AsyncEngine) -> None:
-        self.single = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.single = autocommit(engine)
 
     async def create(
         self,

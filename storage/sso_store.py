@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from scim.errors import ConflictError
+from storage.database import autocommit, is_unique_violation
 from storage.tables import (
     sso_assertions,
     sso_connections,
@@ -27,8 +28,6 @@ from storage.tables import (
     tenants,
     users,
 )
-
-UNIQUE_VIOLATION = "23505"
 
 
 @dataclass(frozen=True)
@@ -42,12 +41,6 @@ class Connection:
     jit: bool
     idp_initiated: bool
     created_at: datetime
-
-
-def _unique(exc: IntegrityError) -> bool:
-    return getattr(exc.orig, "sqlstate", None) == UNIQUE_VIOLATION or UNIQUE_VIOLATION in str(
-        exc.orig
-    )
 
 
 class SsoStore:
@@ -88,7 +81,7 @@ class SsoStore:
                     )
                 )
         except IntegrityError as exc:
-            if _unique(exc):
+            if is_unique_violation(exc):
                 raise ConflictError(
                     f"this tenant already has a connection named {name!r}"
                 ) from None
@@ -146,7 +139,7 @@ class SsoStore:
                     )
                 )
         except IntegrityError as exc:
-            if _unique(exc):
+            if is_unique_violation(exc):
                 raise ConflictError(f"domain {domain!r} already belongs to a tenant") from None
             raise
 
@@ -189,7 +182,7 @@ class SsoStore:
                     insert(tenant_return_urls).values(tenant_id=tenant_id, url=url, created_at=now)
                 )
         except IntegrityError as exc:
-            if _unique(exc):
+            if is_unique_violation(exc):
                 raise ConflictError(f"{url} is already allowed") from None
             raise
 
@@ -217,7 +210,7 @@ class LoginState:
     to IdPs (each answered once), and the assertions already accepted (replay)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
-        self.single = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.single = autocommit(engine)
 
     async def save_request(
         self,
