@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import gc
 import json
@@ -13,7 +14,7 @@ import signal
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
@@ -41,7 +42,7 @@ from storage.database import create_engine, start_embedded
 from storage.key_store import KeyStore, SigningKey
 from storage.request_log import RequestLogStore
 from storage.scim_store import ScimStore, Tenant
-from storage.sso_store import SsoStore
+from storage.sso_store import SsoStore, TenantValues
 
 T = TypeVar("T")
 DEMO_TENANT = "demo"
@@ -666,9 +667,13 @@ def connection_remove(obj: Context, slug: str, name: str) -> None:
 
 
 def _tenant_values(
-    group: click.Group, noun: str, check: Any, add: str, listing: str, remove: str
+    group: click.Group, noun: str, check: Callable[[str], str], values: Callable[[SsoStore], Any]
 ) -> None:
-    """`add`, `list` and `remove` commands for a tenant's list of `noun`s."""
+    """`add`, `list` and `remove` commands for a tenant's list of `noun`s, kept in the
+    `TenantValues` that `values(store)` gives."""
+
+    async def on(store: ScimStore, slug: str) -> tuple[Tenant, TenantValues]:
+        return await _tenant(store, slug), values(SsoStore(store.engine))
 
     @group.command("add")
     @click.argument("slug")
@@ -681,9 +686,9 @@ def _tenant_values(
             raise click.ClickException(str(exc)) from None
 
         async def work(store: ScimStore) -> None:
-            tenant = await _tenant(store, slug)
+            tenant, kept = await on(store, slug)
             try:
-                await getattr(SsoStore(store.engine), add)(tenant.id, checked, utc_now())
+                await kept.add(tenant.id, checked, utc_now())
             except ConflictError as exc:
                 raise click.ClickException(exc.detail) from None
 
@@ -695,9 +700,8 @@ def _tenant_values(
     @click.pass_obj
     def list_values(obj: Context, slug: str) -> None:
         async def work(store: ScimStore) -> list[str]:
-            tenant = await _tenant(store, slug)
-            values: list[str] = await getattr(SsoStore(store.engine), listing)(tenant.id)
-            return values
+            tenant, kept = await on(store, slug)
+            return await kept.list(tenant.id)
 
         for value in _run(_with_store(obj.settings, work)):
             click.echo(value)
@@ -707,10 +711,14 @@ def _tenant_values(
     @click.argument("value")
     @click.pass_obj
     def remove_value(obj: Context, slug: str, value: str) -> None:
+        # As it was stored (a domain lower-cased); a value that cannot have been stored is
+        # looked for as given, and reported absent.
+        with contextlib.suppress(ValueError):
+            value = check(value)
+
         async def work(store: ScimStore) -> bool:
-            tenant = await _tenant(store, slug)
-            removed: bool = await getattr(SsoStore(store.engine), remove)(tenant.id, value)
-            return removed
+            tenant, kept = await on(store, slug)
+            return await kept.remove(tenant.id, value)
 
         if not _run(_with_store(obj.settings, work)):
             raise click.ClickException(f"tenant {slug} has no {noun} {value}")
@@ -731,14 +739,12 @@ def return_url() -> None:
     """URLs a login may send the browser back to (`return_to`, RelayState)."""
 
 
-_tenant_values(domain, "domain", check_domain, "add_domain", "list_domains", "remove_domain")
+_tenant_values(domain, "domain", check_domain, lambda store: store.domains)
 _tenant_values(
     return_url,
     "return URL",
     lambda url: check_url(url, "a return URL"),
-    "add_return_url",
-    "list_return_urls",
-    "remove_return_url",
+    lambda store: store.return_urls,
 )
 
 

@@ -137,7 +137,7 @@ async def login(request: web.Request) -> web.Response:
     tenant, connection = await _connection(request)
     return_to = request.query.get("return_to")
     if return_to is not None:
-        allowed = await request.config_dict[SSO_STORE].list_return_urls(tenant.id)
+        allowed = await request.config_dict[SSO_STORE].return_urls.list(tenant.id)
         if not _allowed(return_to, allowed):
             return _page(400, "Login refused", "return_to is not an address of this tenant.")
     if connection.type == OIDC:
@@ -186,7 +186,7 @@ async def acs(request: web.Request) -> web.Response:
         )
     elif relay_state:
         # IdP-initiated: RelayState, if any, is where to go; only to the tenant's addresses.
-        allowed = await request.config_dict[SSO_STORE].list_return_urls(tenant.id)
+        allowed = await request.config_dict[SSO_STORE].return_urls.list(tenant.id)
         return_to = relay_state if _allowed(relay_state, allowed) else None
     sp, idp = _sides(request, connection)
     try:

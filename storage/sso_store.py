@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import Table, delete, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -46,6 +46,14 @@ class Connection:
 class SsoStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        # Domains are unique across tenants: home-realm discovery must not be ambiguous.
+        # The callers pass them lower-cased (sso.connections.check_domain).
+        self.domains = TenantValues(
+            engine, tenant_domains, "domain", "domain {value!r} already belongs to a tenant"
+        )
+        self.return_urls = TenantValues(
+            engine, tenant_return_urls, "url", "{value} is already allowed"
+        )
 
     # --- connections -----------------------------------------------------------------
 
@@ -128,42 +136,8 @@ class SsoStore:
             )
             return result.rowcount == 1
 
-    # --- e-mail domains (home-realm discovery) -----------------------------------------
-
-    async def add_domain(self, tenant_id: uuid.UUID, domain: str, now: datetime) -> None:
-        try:
-            async with self.engine.begin() as conn:
-                await conn.execute(
-                    insert(tenant_domains).values(
-                        domain=domain.lower(), tenant_id=tenant_id, created_at=now
-                    )
-                )
-        except IntegrityError as exc:
-            if is_unique_violation(exc):
-                raise ConflictError(f"domain {domain!r} already belongs to a tenant") from None
-            raise
-
-    async def list_domains(self, tenant_id: uuid.UUID) -> list[str]:
-        async with self.engine.connect() as conn:
-            rows = await conn.execute(
-                select(tenant_domains.c.domain)
-                .where(tenant_domains.c.tenant_id == tenant_id)
-                .order_by(tenant_domains.c.domain)
-            )
-            return list(rows.scalars())
-
-    async def remove_domain(self, tenant_id: uuid.UUID, domain: str) -> bool:
-        async with self.engine.begin() as conn:
-            result = await conn.execute(
-                delete(tenant_domains).where(
-                    tenant_domains.c.tenant_id == tenant_id,
-                    tenant_domains.c.domain == domain.lower(),
-                )
-            )
-            return result.rowcount == 1
-
     async def tenant_for_domain(self, domain: str) -> str | None:
-        """The slug of the tenant that owns an e-mail domain."""
+        """The slug of the tenant that owns an e-mail domain (home-realm discovery)."""
         async with self.engine.connect() as conn:
             return (
                 await conn.execute(
@@ -173,34 +147,42 @@ class SsoStore:
                 )
             ).scalar_one_or_none()
 
-    # --- return URLs (where a login may send the browser back to) --------------------
 
-    async def add_return_url(self, tenant_id: uuid.UUID, url: str, now: datetime) -> None:
+class TenantValues:
+    """A tenant's list of strings kept in a table of (tenant_id, value, created_at): its
+    e-mail domains, its return URLs. A value already present raises `ConflictError` saying
+    `taken`."""
+
+    def __init__(self, engine: AsyncEngine, table: Table, column: str, taken: str) -> None:
+        self.engine = engine
+        self.table = table
+        self.column = table.c[column]
+        self.taken = taken
+
+    async def add(self, tenant_id: uuid.UUID, value: str, now: datetime) -> None:
         try:
             async with self.engine.begin() as conn:
                 await conn.execute(
-                    insert(tenant_return_urls).values(tenant_id=tenant_id, url=url, created_at=now)
+                    insert(self.table).values(
+                        {self.column.name: value, "tenant_id": tenant_id, "created_at": now}
+                    )
                 )
         except IntegrityError as exc:
             if is_unique_violation(exc):
-                raise ConflictError(f"{url} is already allowed") from None
+                raise ConflictError(self.taken.format(value=value)) from None
             raise
 
-    async def list_return_urls(self, tenant_id: uuid.UUID) -> list[str]:
+    async def list(self, tenant_id: uuid.UUID) -> list[str]:
         async with self.engine.connect() as conn:
             rows = await conn.execute(
-                select(tenant_return_urls.c.url)
-                .where(tenant_return_urls.c.tenant_id == tenant_id)
-                .order_by(tenant_return_urls.c.url)
+                select(self.column).where(self.table.c.tenant_id == tenant_id).order_by(self.column)
             )
             return list(rows.scalars())
 
-    async def remove_return_url(self, tenant_id: uuid.UUID, url: str) -> bool:
+    async def remove(self, tenant_id: uuid.UUID, value: str) -> bool:
         async with self.engine.begin() as conn:
             result = await conn.execute(
-                delete(tenant_return_urls).where(
-                    tenant_return_urls.c.tenant_id == tenant_id, tenant_return_urls.c.url == url
-                )
+                delete(self.table).where(self.table.c.tenant_id == tenant_id, self.column == value)
             )
             return result.rowcount == 1
 
@@ -351,4 +333,4 @@ def _connection(row: Any) -> Connection:
     )
 
 
-__all__ = ["Connection", "Identities", "LinkedUser", "LoginState", "SsoStore"]
+__all__ = ["Connection", "Identities", "LinkedUser", "LoginState", "SsoStore", "TenantValues"]
