@@ -14,12 +14,12 @@ from datetime import datetime
 from typing import Any
 
 from gateway.credentials import hash_password
-from scim.errors import ScimError, UniquenessError
+from scim.errors import ScimError
 from scim.patch import MemberChanges, apply_patch, changes_members_only, parse_patch_request
 from scim.quirks import normalise_patch_request, normalise_resource
 from scim.resources import parse_resource
 from scim.schema import GROUP, USER, ResourceType
-from storage.scim_store import ScimStore
+from storage.scim_store import ScimStore, user_name_taken
 
 
 class Provisioning:
@@ -30,10 +30,10 @@ class Provisioning:
     async def create(
         self, tenant_id: uuid.UUID, resource_type: ResourceType, body: Any
     ) -> dict[str, Any]:
-        resource = parse_resource(resource_type, normalise_resource(resource_type, body))
         if resource_type is USER:
-            password_hash = await _password_hash(resource)
+            resource, password_hash = await _new_user(body)
             return await self.store.create_user(tenant_id, resource, password_hash, self.clock())
+        resource = parse_resource(GROUP, normalise_resource(GROUP, body))
         return await self.store.create_group(tenant_id, resource, self.clock())
 
     async def create_users(
@@ -46,18 +46,16 @@ class Provisioning:
         valid: list[tuple[dict[str, Any], str | None]] = []
         for body in bodies:
             try:
-                resource = parse_resource(USER, normalise_resource(USER, body))
+                new = await _new_user(body)
             except ScimError as error:
                 results.append(error)
                 continue
             positions.append(len(results))
-            results.append(resource)  # replaced below by what was created
-            valid.append((resource, await _password_hash(resource)))
+            results.append(new[0])  # replaced below by what was created
+            valid.append(new)
         created = await self.store.create_users(tenant_id, valid, self.clock())
         for position, (resource, _), user in zip(positions, valid, created, strict=True):
-            results[position] = user or UniquenessError(
-                f"userName {resource['userName']!r} is already taken in this tenant"
-            )
+            results[position] = user or user_name_taken(resource["userName"])
         return results
 
     async def replace(
@@ -129,6 +127,12 @@ class Provisioning:
             await self.store.delete_user(tenant_id, resource_id, if_match)
         else:
             await self.store.delete_group(tenant_id, resource_id, if_match)
+
+
+async def _new_user(body: Any) -> tuple[dict[str, Any], str | None]:
+    """The user a POST body describes, and the hash of the password it sets, if any."""
+    resource = parse_resource(USER, normalise_resource(USER, body))
+    return resource, await _password_hash(resource)
 
 
 async def _user_replacing(current: dict[str, Any], body: Any) -> tuple[dict[str, Any], str | None]:

@@ -52,8 +52,8 @@ class Profile:
     groups: tuple[str, ...]
 
 
-def _values(attributes: Mapping[str, Any], names: Sequence[str]) -> list[str]:
-    folded = {key.lower(): value for key, value in attributes.items()}
+def _values(folded: Mapping[str, Any], names: Sequence[str]) -> list[str]:
+    """The values under the first of `names` that has any, in attributes keyed lower-case."""
     for name in names:
         value = folded.get(name.lower())
         items = value if isinstance(value, list) else [value]
@@ -63,23 +63,24 @@ def _values(attributes: Mapping[str, Any], names: Sequence[str]) -> list[str]:
     return []
 
 
-def _first(attributes: Mapping[str, Any], names: Sequence[str]) -> str | None:
-    values = _values(attributes, names)
+def _first(folded: Mapping[str, Any], names: Sequence[str]) -> str | None:
+    values = _values(folded, names)
     return values[0] if values else None
 
 
 def profile(attributes: Mapping[str, Any], subject: str | None = None) -> Profile:
     """The profile in SAML attributes (name -> list of values) or OIDC claims. A subject
     that looks like an e-mail address stands in for a missing e-mail attribute."""
-    email = _first(attributes, EMAIL)
+    folded = {key.lower(): value for key, value in attributes.items()}
+    email = _first(folded, EMAIL)
     if email is None and subject and "@" in subject:
         email = subject
     return Profile(
         email=email,
-        given_name=_first(attributes, GIVEN_NAME),
-        family_name=_first(attributes, FAMILY_NAME),
-        display_name=_first(attributes, DISPLAY_NAME),
-        groups=tuple(dict.fromkeys(_values(attributes, GROUPS))),
+        given_name=_first(folded, GIVEN_NAME),
+        family_name=_first(folded, FAMILY_NAME),
+        display_name=_first(folded, DISPLAY_NAME),
+        groups=tuple(dict.fromkeys(_values(folded, GROUPS))),
     )
 
 

@@ -122,6 +122,11 @@ def _iso(when: datetime) -> str:
     return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def user_name_taken(user_name: str) -> UniquenessError:
+    """The error of a create whose userName another user of the tenant has."""
+    return UniquenessError(f"userName {user_name!r} is already taken in this tenant")
+
+
 def etag(version: int) -> str:
     return f'W/"{version}"'
 
@@ -605,9 +610,7 @@ class ScimStore:
                 row = (await conn.execute(_INSERT_USER, params)).one()
         except IntegrityError as exc:
             if is_unique_violation(exc):
-                raise UniquenessError(
-                    f"userName {resource['userName']!r} is already taken in this tenant"
-                ) from None
+                raise user_name_taken(resource["userName"]) from None
             raise
         return {"id": str(user_id), **data, "meta": _meta("User", row)}
 
@@ -1316,4 +1319,13 @@ def _check_version(if_match: str | None, version: int) -> None:
         raise PreconditionFailedError(f"resource version is {current}, not {if_match}")
 
 
-__all__ = ["Page", "Principal", "ProductGroup", "ScimStore", "Tenant", "TokenRecord", "etag"]
+__all__ = [
+    "Page",
+    "Principal",
+    "ProductGroup",
+    "ScimStore",
+    "Tenant",
+    "TokenRecord",
+    "etag",
+    "user_name_taken",
+]
