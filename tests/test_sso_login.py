@@ -65,12 +65,19 @@ class Login:
             f"{self.root}/acs", data=form, headers=headers, allow_redirects=False
         )
 
-    async def login(self, name_id: str, identity: dict[str, list[str]]) -> Any:
-        location, relay_state = await self.start()
-        return await self.post(
-            self.idp.answer(location, sign_assertion=True, name_id=name_id, identity=identity),
-            relay_state,
+    def answer(
+        self, location: str, name_id: str, identity: dict[str, list[str]], **kwargs: Any
+    ) -> str:
+        """The IdP's signed answer to the request in `location` (kwargs: pysaml2's)."""
+        return self.idp.answer(
+            location, sign_assertion=True, name_id=name_id, identity=identity, **kwargs
         )
+
+    async def login(
+        self, name_id: str, identity: dict[str, list[str]], *, return_to: str | None = HOME
+    ) -> Any:
+        location, relay_state = await self.start(return_to)
+        return await self.post(self.answer(location, name_id, identity), relay_state)
 
 
 async def _connection(
@@ -156,11 +163,8 @@ async def test_keep_profile_leaves_the_user_as_created(
         "--keep-profile",
     )  # fmt: skip
     for email in ("mo@corp.example", "mo.new@corp.example"):
-        location, relay_state = await kept.start(return_to=None)
-        answer = kept.idp.answer(
-            location, sign_assertion=True, name_id="00u-mo", identity={"email": [email]}
-        )
-        assert (await kept.post(answer, relay_state)).status == 200
+        resp = await kept.login("00u-mo", {"email": [email]}, return_to=None)
+        assert resp.status == 200
     _, page, _ = await scim.get("/Users")
     (mo,) = page["Resources"]
     assert [e["value"] for e in mo["emails"]] == ["mo@corp.example"]
@@ -168,9 +172,7 @@ async def test_keep_profile_leaves_the_user_as_created(
 
 async def test_a_login_finishes_only_in_the_browser_that_started_it(okta: Login) -> None:
     location, relay_state = await okta.start()
-    answer = okta.idp.answer(
-        location, sign_assertion=True, name_id="00u-nia", identity={"email": ["nia@corp.example"]}
-    )
+    answer = okta.answer(location, "00u-nia", {"email": ["nia@corp.example"]})
     # Posted from another browser (login CSRF): refused, and the login is not used up.
     elsewhere = await okta.post(answer, relay_state, same_browser=False)
     assert elsewhere.status == 400 and "another browser" in await elsewhere.text()
@@ -179,9 +181,7 @@ async def test_a_login_finishes_only_in_the_browser_that_started_it(okta: Login)
 
 async def test_a_used_answer_and_a_used_request_are_refused(okta: Login) -> None:
     location, relay_state = await okta.start()
-    answer = okta.idp.answer(
-        location, sign_assertion=True, name_id="00u-bob", identity={"email": ["bob@corp.example"]}
-    )
+    answer = okta.answer(location, "00u-bob", {"email": ["bob@corp.example"]})
     assert (await okta.post(answer, relay_state)).status == 302
     replayed = await okta.post(answer, relay_state)
     assert replayed.status == 400 and "already used" in await replayed.text()
@@ -205,11 +205,7 @@ async def test_return_to_must_be_one_of_the_tenant_addresses(okta: Login) -> Non
     )
     assert resp.status == 400
     # Without return_to the login ends on a page of its own.
-    location, relay_state = await okta.start(return_to=None)
-    answer = okta.idp.answer(
-        location, sign_assertion=True, name_id="00u-dee", identity={"email": ["dee@corp.example"]}
-    )
-    done = await okta.post(answer, relay_state)
+    done = await okta.login("00u-dee", {"email": ["dee@corp.example"]}, return_to=None)
     assert done.status == 200 and SESSION_COOKIE in done.cookies
 
 
@@ -237,14 +233,7 @@ async def test_without_jit_an_unknown_user_is_refused(
     strict = await _connection(
         database_url, client, tenant, key_pair(tmp_path, "strict"), tmp_path, "strict", "--no-jit"
     )
-    location, relay_state = await strict.start(return_to=None)
-    answer = strict.idp.answer(
-        location,
-        sign_assertion=True,
-        name_id="00u-frank",
-        identity={"email": ["frank@corp.example"]},
-    )
-    refused = await strict.post(answer, relay_state)
+    refused = await strict.login("00u-frank", {"email": ["frank@corp.example"]}, return_to=None)
     assert refused.status == 403
     _, page, _ = await scim.get("/Users")
     assert page["totalResults"] == 0
@@ -267,12 +256,8 @@ async def test_idp_initiated_login_only_where_enabled(
     )
     # An IdP-initiated answer: no request of ours, no InResponseTo.
     location, _ = await portal.start(return_to=None)
-    answer = portal.idp.answer(
-        location,
-        sign_assertion=True,
-        name_id="00u-hal",
-        identity={"email": ["hal@corp.example"]},
-        in_response_to=None,
+    answer = portal.answer(
+        location, "00u-hal", {"email": ["hal@corp.example"]}, in_response_to=None
     )
     accepted = await portal.post(answer, None)
     assert accepted.status == 200 and SESSION_COOKIE in accepted.cookies
@@ -283,12 +268,8 @@ async def test_idp_initiated_login_only_where_enabled(
         database_url, client, tenant, key_pair(tmp_path, "closed"), tmp_path, "closed"
     )
     location, _ = await closed.start(return_to=None)
-    unsolicited = closed.idp.answer(
-        location,
-        sign_assertion=True,
-        name_id="00u-ivy",
-        identity={"email": ["ivy@corp.example"]},
-        in_response_to=None,
+    unsolicited = closed.answer(
+        location, "00u-ivy", {"email": ["ivy@corp.example"]}, in_response_to=None
     )
     refused = await closed.post(unsolicited, None)
     assert refused.status == 400 and "start here" in await refused.text()
@@ -362,12 +343,8 @@ async def test_an_encrypted_assertion_logs_in(okta: Login, scim: Scim) -> None:
     """The IdP encrypts to the key in our SP metadata; the ACS decrypts with the connection's
     private key."""
     location, relay_state = await okta.start()
-    answer = okta.idp.answer(
-        location,
-        sign_assertion=True,
-        encrypt_assertion=True,
-        name_id="00u-lea",
-        identity={"email": ["lea@corp.example"]},
+    answer = okta.answer(
+        location, "00u-lea", {"email": ["lea@corp.example"]}, encrypt_assertion=True
     )
     assert b"EncryptedAssertion" in base64.b64decode(answer)
     resp = await okta.post(answer, relay_state)
