@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -782,9 +782,9 @@ class ScimStore:
         ids = _member_ids(group_id, values)
         found: set[uuid.UUID] = set()
         if ids:
-            params = {"tenant_id": tenant_id, "group_id": group_id, "add": ids}
+            params = {"tenant_id": tenant_id, "group_id": group_id, "add": _distinct(ids)}
             found = set((await conn.execute(_ADD_MEMBERS, params)).scalars())
-        _check_found(values, found)
+        _check_found(ids, found)
 
     async def _members(
         self, conn: AsyncConnection, group_ids: Sequence[uuid.UUID]
@@ -956,19 +956,19 @@ class ScimStore:
         gid = parse_uuid(group_id)
         if gid is None:
             raise NotFoundError(f"Group {group_id} not found")
-        incoming = [member["value"] for member in (changes.replace or changes.add)]
+        ids = _member_ids(gid, [member["value"] for member in (changes.replace or changes.add)])
         params = {
             "tenant_id": tenant_id,
             "group_id": gid,
             "now": now,
-            "add": _member_ids(gid, incoming),
+            "add": _distinct(ids),
             "remove": [u for u in map(parse_uuid, changes.remove) if u is not None],
         }
         async with self._statement() as conn:
             result = (await conn.execute(_PATCH_GROUP_MEMBERS[_removal(changes)], params)).one()
         if not result.group_exists:
             raise NotFoundError(f"Group {group_id} not found")
-        _check_found(incoming, set(result.found))
+        _check_found(ids, set(result.found))
         return _group(result, [])
 
     async def _patch_group_at_once(
@@ -980,8 +980,7 @@ class ScimStore:
         now: datetime,
     ) -> Any:
         """The group's new row, or None if its version changed since `row` was read."""
-        incoming = [member["value"] for member in (changes.replace or changes.add)]
-        add = _member_ids(row.id, incoming)
+        ids = _member_ids(row.id, [member["value"] for member in (changes.replace or changes.add)])
         params = {
             "tenant_id": tenant_id,
             "group_id": row.id,
@@ -990,12 +989,12 @@ class ScimStore:
             "external_id": data.get("externalId"),
             "data": data,
             "now": now,
-            "add": add,
+            "add": _distinct(ids),
             "remove": [u for u in map(parse_uuid, changes.remove) if u is not None],
         }
         async with self._statement() as conn:
             result = (await conn.execute(_PATCH_GROUP[_removal(changes)], params)).one()
-        _check_found(incoming, set(result.found))
+        _check_found(ids, set(result.found))
         return result if result.id is not None else None
 
     async def _patch_group_in_steps(
@@ -1247,19 +1246,27 @@ def _removal(changes: MemberChanges) -> str:
     return "keep" if changes.replace is not None else "all" if changes.remove_all else "listed"
 
 
-def _member_ids(group_id: uuid.UUID, values: Sequence[str]) -> list[uuid.UUID]:
-    """The distinct ids of member `values`; a value that is no id is refused before any
+def _member_ids(group_id: uuid.UUID, values: Sequence[str]) -> dict[str, uuid.UUID]:
+    """Each member value's id, parsed once; a value that is no id is refused before any
     statement runs."""
-    _check_found([v for v in values if parse_uuid(v) is None], set())
-    ids = list({u for u in map(parse_uuid, values) if u is not None})
-    if group_id in ids:
+    parsed = {value: parse_uuid(value) for value in values}
+    _refuse_missing([value for value, u in parsed.items() if u is None])
+    ids = {value: u for value, u in parsed.items() if u is not None}
+    if group_id in ids.values():
         raise InvalidValueError("a group cannot be a member of itself")
     return ids
 
 
-def _check_found(values: Sequence[str], found: set[uuid.UUID]) -> None:
+def _distinct(ids: Mapping[str, uuid.UUID]) -> list[uuid.UUID]:
+    return list(set(ids.values()))
+
+
+def _check_found(ids: Mapping[str, uuid.UUID], found: set[uuid.UUID]) -> None:
     """Every member value must be the id of a User or SCIM Group of the tenant."""
-    missing = [v for v in values if (u := parse_uuid(v)) is None or u not in found]
+    _refuse_missing([value for value, u in ids.items() if u not in found])
+
+
+def _refuse_missing(missing: Sequence[str]) -> None:
     if missing:
         shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
         raise InvalidValueError(f"members not found in this tenant: {shown}")
