@@ -20,6 +20,7 @@ from bench.load import Load, Scenario, wrk_available
 from bench.scim import RESULTS, _code_version, _machine, _measure, log
 from gateway.auth_api import SESSION_COOKIE
 from gateway.credentials import new_session_secret
+from sso.mapping import DEFAULT_ROLE
 from storage.database import create_engine
 from storage.session_store import SessionStore
 
@@ -31,7 +32,7 @@ async def _session(seeded: database.Seeded) -> str:
     secret, secret_hash = new_session_secret()
     engine = create_engine(seeded.url, pool_size=1)
     try:
-        await SessionStore(engine).create(
+        await SessionStore(engine, DEFAULT_ROLE).create(
             secret_hash,
             seeded.tenant_id,
             uuid.UUID(seeded.ids[0]),

@@ -12,8 +12,10 @@ from aiohttp import web
 from sqlalchemy import text
 
 from gateway import auth_api
+from gateway.access import Access
 from gateway.identity_tokens import TokenIssuer
 from gateway.keys import (
+    ACCESS,
     CLOCK,
     ENGINE,
     IDENTITIES,
@@ -35,6 +37,8 @@ from gateway.scim_api import create_scim_app
 from gateway.settings import Settings
 from gateway.sso_api import create_sso_app
 from gateway.token_cache import TokenCache
+from sso.mapping import DEFAULT_ROLE
+from storage.access_store import AccessStore
 from storage.database import create_engine
 from storage.key_store import KeyStore
 from storage.request_log import RequestLogStore
@@ -75,11 +79,12 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now) -> w
         app[ENGINE] = engine
         app[STORE] = ScimStore(engine)
         app[SSO_STORE] = SsoStore(engine)
-        app[SESSIONS] = SessionStore(engine)
+        app[SESSIONS] = SessionStore(engine, DEFAULT_ROLE)
         app[LOGIN_STATE] = LoginState(engine)
         app[IDENTITIES] = Identities(engine)
         app[TOKEN_ISSUER] = TokenIssuer(KeyStore(engine))
-        app[PROVISIONING] = Provisioning(app[STORE], clock)
+        app[ACCESS] = Access(AccessStore(engine), clock)
+        app[PROVISIONING] = Provisioning(app[STORE], clock, app[ACCESS])
         async with contextlib.AsyncExitStack() as stack:
             http = await stack.enter_async_context(aiohttp.ClientSession())
             app[OIDC_DIRECTORY] = OidcDirectory(http)

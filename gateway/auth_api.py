@@ -9,6 +9,7 @@ each of those is decided in the one statement that reads the session.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from urllib.parse import quote
 
 from aiohttp import web
@@ -19,6 +20,10 @@ from sso import tokens
 
 SESSION_COOKIE = "idgate_session"
 _NO_STORE = {"Cache-Control": "no-store"}
+
+
+def _names(names: Iterable[str]) -> str:
+    return ",".join(quote(name, safe=" ") for name in names)
 
 
 def _secret(request: web.Request) -> bytes | None:
@@ -44,7 +49,12 @@ async def verify(request: web.Request) -> web.Response:
         "X-Idgate-Tenant": found.tenant,
         "X-Idgate-Email": quote(found.email or found.user_name, safe="@+"),
         # Names may hold any character: each is percent-encoded, then joined with commas.
-        "X-Idgate-Groups": ",".join(quote(name, safe=" ") for name in found.groups),
+        "X-Idgate-Groups": _names(found.groups),
+        "X-Idgate-Roles": _names(found.roles),
+        # project:role pairs, each side percent-encoded.
+        "X-Idgate-Project-Roles": ",".join(
+            f"{quote(p, safe=' ')}:{quote(r, safe=' ')}" for p, r in found.project_roles
+        ),
     }
     return web.Response(status=200, headers=headers)
 
@@ -67,6 +77,8 @@ async def token(request: web.Request) -> web.Response:
         user_id=str(found.user_id),
         email=found.email,
         groups=found.groups,
+        roles=found.roles,
+        project_roles=found.project_roles,
         now=int(now.timestamp()),
         lifetime=settings.identity_token_seconds,
     )

@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import gc
 import json
-import logging
 import multiprocessing
 import os
 import signal
 import sys
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 from aiohttp import web
 
 from gateway.app import create_app, utc_now
+from gateway.cli_access import group_add_member, mapping, project, role
+from gateway.cli_base import Context, _run, _tenant, _with_store
 from gateway.credentials import new_token
 from gateway.settings import Settings
 from scim.errors import ConflictError
@@ -38,66 +38,14 @@ from sso.connections import (
     oidc_settings,
 )
 from storage import migrate as migrations
-from storage.database import create_engine, start_embedded
+from storage.database import create_engine
 from storage.key_store import KeyStore, SigningKey
 from storage.request_log import RequestLogStore
 from storage.scim_store import ScimStore, Tenant
 from storage.sso_store import SsoStore, TenantValues
 
-T = TypeVar("T")
 DEMO_TENANT = "demo"
 DEMO_TOKEN_NAME = "demo"
-
-
-def _run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
-
-
-class Context:
-    def __init__(self, config: Path | None) -> None:
-        self.config = config
-        self._settings: Settings | None = None
-        self.embedded = False
-
-    @property
-    def settings(self) -> Settings:
-        """Settings with a database URL, starting and migrating the embedded one if unset."""
-        if self._settings is None:
-            try:
-                settings = Settings.load(self.config)
-            except Exception as exc:
-                raise click.ClickException(f"invalid configuration: {exc}") from None
-            logging.basicConfig(
-                level=settings.log_level.upper(),
-                format="%(asctime)s %(levelname)s %(name)s %(message)s",
-            )
-            logging.getLogger("alembic").setLevel(logging.WARNING)
-            if settings.database_url is None:
-                url = start_embedded(settings.data_dir.resolve())
-                _run(migrations.upgrade(url))
-                settings = settings.model_copy(update={"database_url": url})
-                self.embedded = True
-            self._settings = settings
-        return self._settings
-
-
-async def _with_store(settings: Settings, work: Any) -> Any:
-    assert settings.database_url is not None
-    engine = create_engine(settings.database_url, pool_size=2)
-    try:
-        return await work(ScimStore(engine))
-    finally:
-        await engine.dispose()
-
-
-def _tenant(store: ScimStore, slug: str) -> Any:
-    async def get() -> Tenant:
-        tenant = await store.get_tenant(slug)
-        if tenant is None:
-            raise click.ClickException(f"no tenant {slug!r}; create it with `idgate tenant create`")
-        return tenant
-
-    return get()
 
 
 def scim_base_url(settings: Settings, slug: str) -> str:
@@ -915,3 +863,9 @@ def serve(obj: Context, host: str | None, port: int | None, workers: int | None)
 
 if __name__ == "__main__":
     main()
+
+
+group_.add_command(group_add_member)
+main.add_command(role)
+main.add_command(project)
+main.add_command(mapping)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.access import Access
 from gateway.provisioning import Provisioning
 from gateway.settings import Settings
 from gateway.token_cache import TokenCache
@@ -33,6 +34,7 @@ OIDC_DIRECTORY: web.AppKey[OidcDirectory] = web.AppKey("oidc_directory")
 TOKEN_ISSUER: web.AppKey[TokenIssuer] = web.AppKey("token_issuer")
 CLOCK = web.AppKey[Callable[[], datetime]]("clock")
 PROVISIONING = web.AppKey("provisioning", Provisioning)
+ACCESS = web.AppKey("access", Access)
 REQUEST_LOG: web.AppKey[RequestLog] = web.AppKey("request_log")  # unset when logging is off
 
 PRINCIPAL = web.RequestKey("principal", Principal)  # set by SCIM authentication

@@ -4,15 +4,22 @@ The HTTP handlers (gateway.scim_api) and Bulk (gateway.scim_bulk) both call thes
 means the same thing whichever way it arrives. Each call is one transaction of the store: it
 either happens whole or changes nothing. Protocol rules come from scim/; this module only
 composes them with the store, the clock and password hashing.
+
+After a write, the grants of the users it may change are recomputed (`gateway.access`): the
+user written, and for a group, the members it gained or lost (and, when its name changes or
+it is created or deleted, the members of the groups of that name, since a rule naming a group
+matches only a name no other SCIM group has). A Provisioning made `deferred` (Bulk, inside
+its transaction) collects these users and recomputes them at `flush`, after commit.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
+from gateway.access import Access
 from gateway.credentials import hash_password
 from scim.errors import ScimError
 from scim.patch import MemberChanges, apply_patch, changes_members_only, parse_patch_request
@@ -23,18 +30,93 @@ from storage.scim_store import ScimStore, user_name_taken
 
 
 class Provisioning:
-    def __init__(self, store: ScimStore, clock: Callable[[], datetime]) -> None:
+    def __init__(
+        self,
+        store: ScimStore,
+        clock: Callable[[], datetime],
+        access: Access | None = None,
+        *,
+        actor: str = "system",
+        deferred: bool = False,
+    ) -> None:
         self.store = store
         self.clock = clock
+        self.access = access
+        self.actor = actor
+        self.deferred = deferred
+        self._pending: dict[uuid.UUID, set[uuid.UUID]] = {}
+
+    def acting(
+        self, actor: str, *, store: ScimStore | None = None, deferred: bool = False
+    ) -> Provisioning:
+        """These use cases on behalf of `actor` (who the audit log names), optionally on
+        another store (one working within a transaction) and `deferred`."""
+        return Provisioning(
+            store or self.store, self.clock, self.access, actor=actor, deferred=deferred
+        )
+
+    async def _changed(self, tenant_id: uuid.UUID, user_ids: Iterable[uuid.UUID]) -> None:
+        if self.access is None:
+            return
+        if self.deferred:
+            self._pending.setdefault(tenant_id, set()).update(user_ids)
+        else:
+            await self.access.recompute(tenant_id, user_ids, self.actor)
+
+    async def flush(self) -> None:
+        """Recompute the users a deferred Provisioning's writes changed."""
+        pending, self._pending = self._pending, {}
+        if self.access is not None:
+            for tenant_id, user_ids in pending.items():
+                await self.access.recompute(tenant_id, user_ids, self.actor)
+
+    async def _reads_groups(self, tenant_id: uuid.UUID) -> bool:
+        """Whether the tenant's rules read group membership."""
+        if self.access is None:
+            return False
+        rules = await self.access.rules(tenant_id)
+        return rules is not None and rules.references_groups()
+
+    async def _group_members(
+        self, tenant_id: uuid.UUID, group_id: str | None, name: str | None = None
+    ) -> tuple[set[uuid.UUID], set[str]] | None:
+        """The users whose grants a change of this group may change, and the names that
+        decide it: None when the tenant's rules read no group."""
+        if not await self._reads_groups(tenant_id):
+            return None
+        names = {name} if name else set()
+        if group_id is not None and (current := await self.store.group_name(tenant_id, group_id)):
+            names.add(current)
+        return await self.store.members_of_groups_named(tenant_id, names), names
+
+    async def _group_changed(
+        self,
+        tenant_id: uuid.UUID,
+        before: tuple[set[uuid.UUID], set[str]] | None,
+        after_name: str | None,
+    ) -> None:
+        if before is None:
+            return
+        members, names = before
+        if after_name:
+            names = names | {after_name}
+        await self._changed(
+            tenant_id, members | await self.store.members_of_groups_named(tenant_id, names)
+        )
 
     async def create(
         self, tenant_id: uuid.UUID, resource_type: ResourceType, body: Any
     ) -> dict[str, Any]:
         if resource_type is USER:
             resource, password_hash = await _new_user(body)
-            return await self.store.create_user(tenant_id, resource, password_hash, self.clock())
+            user = await self.store.create_user(tenant_id, resource, password_hash, self.clock())
+            await self._changed(tenant_id, [uuid.UUID(user["id"])])
+            return user
         resource = parse_resource(GROUP, normalise_resource(GROUP, body))
-        return await self.store.create_group(tenant_id, resource, self.clock())
+        before = await self._group_members(tenant_id, None, resource["displayName"])
+        group = await self.store.create_group(tenant_id, resource, self.clock())
+        await self._group_changed(tenant_id, before, None)
+        return group
 
     async def create_users(
         self, tenant_id: uuid.UUID, bodies: Sequence[Any]
@@ -56,6 +138,7 @@ class Provisioning:
         created = await self.store.create_users(tenant_id, valid, self.clock())
         for position, (resource, _), user in zip(positions, valid, created, strict=True):
             results[position] = user or user_name_taken(resource["userName"])
+        await self._changed(tenant_id, [uuid.UUID(user["id"]) for user in created if user])
         return results
 
     async def replace(
@@ -73,12 +156,17 @@ class Provisioning:
             async def build_user(current: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
                 return await _user_replacing(current, body)
 
-            return await self.store.replace_user(tenant_id, resource_id, build_user, if_match, now)
+            user = await self.store.replace_user(tenant_id, resource_id, build_user, if_match, now)
+            await self._changed(tenant_id, [uuid.UUID(user["id"])])
+            return user
 
         async def build_group(current: dict[str, Any]) -> dict[str, Any]:
             return parse_resource(GROUP, normalise_resource(GROUP, body), existing=current)
 
-        return await self.store.replace_group(tenant_id, resource_id, build_group, if_match, now)
+        before = await self._group_members(tenant_id, resource_id)
+        group = await self.store.replace_group(tenant_id, resource_id, build_group, if_match, now)
+        await self._group_changed(tenant_id, before, group["displayName"])
+        return group
 
     async def patch(
         self,
@@ -99,22 +187,36 @@ class Provisioning:
                 patched, _ = apply_patch(USER, current, operations)
                 return await _user_replacing(current, patched)
 
-            return await self.store.replace_user(tenant_id, resource_id, build_user, if_match, now)
+            user = await self.store.replace_user(tenant_id, resource_id, build_user, if_match, now)
+            await self._changed(tenant_id, [uuid.UUID(user["id"])])
+            return user
 
         if if_match is None and not with_members and changes_members_only(GROUP, operations):
             # What IdPs send for membership changes: applied without reading the group.
             stub = {"schemas": [GROUP.schema.id], "id": resource_id, "displayName": "-"}
             _, changes = apply_patch(GROUP, stub, operations, split_members=True)
-            return await self.store.patch_group_members(tenant_id, resource_id, changes, now)
+            if changes.replace is not None or changes.remove_all:
+                before = await self._group_members(tenant_id, resource_id)
+                group = await self.store.patch_group_members(tenant_id, resource_id, changes, now)
+                await self._group_changed(tenant_id, before, None)
+                return group
+            group = await self.store.patch_group_members(tenant_id, resource_id, changes, now)
+            if await self._reads_groups(tenant_id):
+                touched = [m["value"] for m in changes.add] + sorted(changes.remove)
+                await self._changed(tenant_id, _uuids(touched))
+            return group
 
         async def build_group(current: dict[str, Any]) -> tuple[dict[str, Any], MemberChanges]:
             patched, changes = apply_patch(GROUP, current, operations, split_members=True)
             resource = parse_resource(GROUP, normalise_resource(GROUP, patched), existing=current)
             return resource, changes
 
-        return await self.store.patch_group(
+        before = await self._group_members(tenant_id, resource_id)
+        group = await self.store.patch_group(
             tenant_id, resource_id, build_group, if_match, now, with_members=with_members
         )
+        await self._group_changed(tenant_id, before, group["displayName"])
+        return group
 
     async def delete(
         self,
@@ -124,9 +226,21 @@ class Provisioning:
         if_match: str | None,
     ) -> None:
         if resource_type is USER:
-            await self.store.delete_user(tenant_id, resource_id, if_match)
-        else:
-            await self.store.delete_group(tenant_id, resource_id, if_match)
+            await self.store.delete_user(tenant_id, resource_id, if_match)  # grants go with it
+            return
+        before = await self._group_members(tenant_id, resource_id)
+        await self.store.delete_group(tenant_id, resource_id, if_match)
+        await self._group_changed(tenant_id, before, None)
+
+
+def _uuids(values: Iterable[Any]) -> list[uuid.UUID]:
+    out = []
+    for value in values:
+        try:
+            out.append(uuid.UUID(str(value)))
+        except ValueError:
+            continue
+    return out
 
 
 async def _new_user(body: Any) -> tuple[dict[str, Any], str | None]:

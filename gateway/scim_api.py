@@ -155,7 +155,8 @@ def _resource_type(request: web.Request) -> ResourceType:
 
 
 def _provisioning(request: web.Request) -> Provisioning:
-    return request.config_dict[PROVISIONING]
+    """The use cases, acting for the SCIM token that authenticated the request."""
+    return request.config_dict[PROVISIONING].acting(f"scim:{_principal(request).token_id}")
 
 
 async def create(request: web.Request) -> web.Response:
@@ -338,12 +339,17 @@ async def bulk(request: web.Request) -> web.Response:
 
     # One transaction, each operation a savepoint of it: an operation that fails is rolled
     # back alone, and the whole request costs one commit.
+    # Grants are recomputed after the commit: a recomputation in its own transaction would
+    # wait for the rows this one has locked.
     store = request.config_dict[STORE]
     async with store.engine.begin() as conn:
-        provisioning = Provisioning(store.within(conn), request.config_dict[CLOCK])
+        provisioning = request.config_dict[PROVISIONING].acting(
+            f"scim:{_principal(request).token_id}", store=store.within(conn), deferred=True
+        )
         results = await run_bulk(
             parsed, execute, locate=locate, execute_many=execute_many, batchable=creates_user
         )
+    await provisioning.flush()
     return scim_json(bulk_response(results))
 
 

@@ -35,6 +35,7 @@ from yarl import URL
 from gateway.auth_api import SESSION_COOKIE
 from gateway.credentials import new_session_secret
 from gateway.keys import (
+    ACCESS,
     CLOCK,
     IDENTITIES,
     LOGIN_STATE,
@@ -229,26 +230,39 @@ async def _user(
     """The user linked to (connection, subject), or a new one (just-in-time); None if there
     is none allowed. The log says why."""
     now, identities = request.config_dict[CLOCK](), request.config_dict[IDENTITIES]
-    linked = await identities.find(connection.id, subject, now)
+    linked = await identities.find(connection.id, subject, now, attributes)
     if linked is not None:
         if not linked.active:
             return None
         if linked.created_by_login and connection.settings.get("update_profile", True):
             await _update_profile(request, tenant, connection, linked.user_id, attributes, subject)
+        await _recompute_access(request, tenant, connection, linked.user_id)
         return linked.user_id
     if not connection.jit:
         return None
     found = profile(attributes, subject)
     body = scim_user(found.email or subject, found)
     try:
-        created = await request.config_dict[PROVISIONING].create(tenant.id, USER, body)
+        provisioning = request.config_dict[PROVISIONING].acting(f"sso:{connection.name}")
+        created = await provisioning.create(tenant.id, USER, body)
     except ScimError as exc:
         # An account of that name exists and is not linked: it is never adopted by name.
         log.warning("JIT refused on %s/%s: %s", tenant.slug, connection.name, exc.detail)
         return None
     user_id = uuid.UUID(created["id"])
-    await identities.link(connection.id, subject, user_id, now, created_user=True)
+    await identities.link(
+        connection.id, subject, user_id, now, created_user=True, claims=attributes
+    )
+    await _recompute_access(request, tenant, connection, user_id)
     return user_id
+
+
+async def _recompute_access(
+    request: web.Request, tenant: Any, connection: Connection, user_id: uuid.UUID
+) -> None:
+    """Apply the tenant's mapping rules to the claims this login brought."""
+    actor = f"sso:{connection.name}"
+    await request.config_dict[ACCESS].recompute(tenant.id, [user_id], actor)
 
 
 async def _update_profile(
@@ -265,7 +279,8 @@ async def _update_profile(
     if change is None:
         return
     try:
-        await request.config_dict[PROVISIONING].patch(tenant.id, USER, str(user_id), change, None)
+        provisioning = request.config_dict[PROVISIONING].acting(f"sso:{connection.name}")
+        await provisioning.patch(tenant.id, USER, str(user_id), change, None)
     except ScimError as exc:
         log.warning("profile update refused on %s/%s: %s", tenant.slug, connection.name, exc)
 

@@ -77,17 +77,25 @@ def identity_claims(
     user_id: str,
     email: str | None,
     groups: tuple[str, ...],
+    roles: tuple[str, ...],
+    project_roles: tuple[tuple[str, str], ...],
     now: int,
     lifetime: int,
 ) -> dict[str, Any]:
-    """What a token says: who (sub, email, groups), for which tenant (aud `idgate:<tenant>`,
-    so a token of one tenant is refused by another's product), from whom, until when."""
+    """What a token says: who (sub, email), what they may do (organisation `roles`, `groups`,
+    `projects`: project name -> roles), for which tenant (aud `idgate:<tenant>`, so a token of
+    one tenant is refused by another's product), from whom, until when."""
+    projects: dict[str, list[str]] = {}
+    for project, role in project_roles:
+        projects.setdefault(project, []).append(role)
     claims: dict[str, Any] = {
         "iss": issuer,
         "aud": f"idgate:{tenant}",
         "sub": user_id,
         "tenant": tenant,
         "groups": list(groups),
+        "roles": list(roles),
+        "projects": projects,
         "iat": now,
         "nbf": now,
         "exp": now + lifetime,

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -51,7 +51,7 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import JSONB, aggregate_order_by
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -66,7 +66,15 @@ from scim.patch import MemberChanges
 from scim.schema import GROUP_SCHEMA_ID
 from storage.database import autocommit, is_unique_violation
 from storage.filter_sql import parse_uuid
-from storage.tables import group_members, groups, resource_counts, scim_tokens, tenants, users
+from storage.tables import (
+    group_members,
+    groups,
+    resource_counts,
+    role_grants,
+    scim_tokens,
+    tenants,
+    users,
+)
 
 # A version-checked write that finds the row changed since it was read is built again on the
 # newer row; the last of this many attempts locks the row first.
@@ -155,6 +163,33 @@ _user_groups = (
     .label("groups")
 )
 
+# The organisation roles the gateway gives (by the mapping rules or by hand) join the roles a
+# SCIM client set, each with its source as `type`; they are read-only: a write drops them.
+GIVEN_ROLE_TYPES = ("mapped", "manual")
+_user_given_roles = (
+    select(
+        func.coalesce(
+            func.jsonb_agg(
+                aggregate_order_by(
+                    func.jsonb_build_object(
+                        "value", role_grants.c.role, "type", role_grants.c.source
+                    ),
+                    role_grants.c.role,
+                    role_grants.c.source,
+                )
+            ),
+            literal_column("'[]'::jsonb"),
+        )
+    )
+    .where(
+        role_grants.c.user_id == users.c.id,
+        role_grants.c.project_id.is_(None),
+        role_grants.c.source.in_(GIVEN_ROLE_TYPES),
+    )
+    .scalar_subquery()
+    .label("given_roles")
+)
+
 _USER_COLUMNS = (
     users.c.id,
     users.c.data,
@@ -162,6 +197,7 @@ _USER_COLUMNS = (
     users.c.created_at,
     users.c.updated_at,
     _user_groups,
+    _user_given_roles,
 )
 # Hot-path statements built once: SQLAlchemy then reuses their cache key and compiled form.
 _GET_USER = select(*_USER_COLUMNS).where(
@@ -400,6 +436,8 @@ def _user(row: Any) -> dict[str, Any]:
     resource: dict[str, Any] = {"id": str(row.id), **row.data}
     if row.groups:
         resource["groups"] = row.groups
+    if row.given_roles:
+        resource["roles"] = [*resource.get("roles", []), *row.given_roles]
     resource["meta"] = _meta("User", row)
     return resource
 
@@ -422,7 +460,18 @@ def _user_columns(resource: dict[str, Any]) -> dict[str, Any]:
 
 
 def _user_data(resource: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in resource.items() if k not in ("id", "meta", "groups", "password")}
+    data = {k: v for k, v in resource.items() if k not in ("id", "meta", "groups", "password")}
+    if isinstance(data.get("roles"), list):
+        pushed = [
+            r
+            for r in data["roles"]
+            if not (isinstance(r, dict) and r.get("type") in GIVEN_ROLE_TYPES)
+        ]
+        if pushed:
+            data["roles"] = pushed
+        else:
+            del data["roles"]
+    return data
 
 
 def _group_data(resource: dict[str, Any]) -> dict[str, Any]:
@@ -1084,6 +1133,44 @@ class ScimStore:
         else:
             members = {r.id: [] for r in rows}
         return Page(page.total, [_group(r, members[r.id]) for r in rows])
+
+    async def group_name(self, tenant_id: uuid.UUID, group_id: str) -> str | None:
+        """A SCIM group's display name; None if there is no such group."""
+        gid = parse_uuid(group_id)
+        if gid is None:
+            return None
+        async with self._statement() as conn:
+            name: str | None = (
+                await conn.execute(
+                    select(groups.c.display_name).where(
+                        groups.c.tenant_id == tenant_id,
+                        groups.c.id == gid,
+                        groups.c.origin == SCIM_ORIGIN,
+                    )
+                )
+            ).scalar_one_or_none()
+            return name
+
+    async def members_of_groups_named(
+        self, tenant_id: uuid.UUID, names: Iterable[str]
+    ) -> set[uuid.UUID]:
+        """The users directly in any SCIM group of the tenant with one of these names (any
+        case)."""
+        lowered = sorted({name.lower() for name in names})
+        if not lowered:
+            return set()
+        async with self._statement() as conn:
+            rows = await conn.scalars(
+                select(group_members.c.member_id)
+                .select_from(group_members.join(groups))
+                .where(
+                    groups.c.tenant_id == tenant_id,
+                    groups.c.origin == SCIM_ORIGIN,
+                    func.lower(groups.c.display_name).in_(lowered),
+                    group_members.c.member_type == "User",
+                )
+            )
+            return set(rows.all())
 
     # --- product groups ------------------------------------------------------------------
 

@@ -25,7 +25,16 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage.database import autocommit
-from storage.tables import group_members, groups, sessions, tenants, users
+from storage.tables import (
+    group_members,
+    groups,
+    mapping_documents,
+    projects,
+    role_grants,
+    sessions,
+    tenants,
+    users,
+)
 
 
 @dataclass(frozen=True)
@@ -36,16 +45,36 @@ class SessionUser:
     tenant: str  # slug
     user_name: str
     email: str | None  # the primary e-mail, else the first
-    groups: tuple[str, ...]  # display names of the user's SCIM groups
+    groups: tuple[str, ...]  # display names of the user's groups (SCIM and product groups)
+    roles: tuple[str, ...]  # organisation roles: every grant's, else the tenant's default role
+    project_roles: tuple[tuple[str, str], ...]  # (project, role)
 
 
 _NOW = bindparam("now", type_=DateTime(timezone=True))
+_EMPTY: Any = literal_column("'{}'::text[]")
 _user_groups = (
-    select(func.coalesce(func.array_agg(groups.c.display_name), literal_column("'{}'::text[]")))
+    select(func.coalesce(func.array_agg(groups.c.display_name), _EMPTY))
     .select_from(group_members.join(groups, groups.c.id == group_members.c.group_id))
-    .where(group_members.c.member_id == sessions.c.user_id, groups.c.origin == "scim")
+    .where(group_members.c.member_id == sessions.c.user_id)
     .scalar_subquery()
 )
+_user_roles = (
+    select(func.coalesce(func.array_agg(role_grants.c.role.distinct()), _EMPTY))
+    .where(role_grants.c.user_id == sessions.c.user_id, role_grants.c.project_id.is_(None))
+    .scalar_subquery()
+)
+_user_project_roles = (
+    select(
+        func.coalesce(
+            func.jsonb_agg(func.jsonb_build_array(projects.c.name, role_grants.c.role).distinct()),
+            literal_column("'[]'::jsonb"),
+        )
+    )
+    .select_from(role_grants.join(projects))
+    .where(role_grants.c.user_id == sessions.c.user_id)
+    .scalar_subquery()
+)
+
 # One statement per check: the session, its user (who must still be active) and the groups.
 _LIVE = (
     select(
@@ -55,11 +84,14 @@ _LIVE = (
         users.c.user_name,
         users.c.data["emails"].label("emails"),
         _user_groups.label("groups"),
+        _user_roles.label("roles"),
+        _user_project_roles.label("project_roles"),
+        mapping_documents.c.document["default_role"].astext.label("default_role"),
     )
     .select_from(
-        sessions.join(users, users.c.id == sessions.c.user_id).join(
-            tenants, tenants.c.id == sessions.c.tenant_id
-        )
+        sessions.join(users, users.c.id == sessions.c.user_id)
+        .join(tenants, tenants.c.id == sessions.c.tenant_id)
+        .outerjoin(mapping_documents, mapping_documents.c.tenant_id == sessions.c.tenant_id)
     )
     .where(
         sessions.c.secret_hash == bindparam("secret_hash", type_=LargeBinary),
@@ -82,8 +114,11 @@ def _email(emails: Any) -> str | None:
 
 
 class SessionStore:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, default_role: str) -> None:
+        """`default_role`: the organisation role of a user nothing gives one, in a tenant
+        whose mapping document names none."""
         self.single = autocommit(engine)
+        self.default_role = default_role
 
     async def create(
         self,
@@ -128,7 +163,13 @@ class SessionStore:
                     .values(last_seen_at=now)
                 )
         return SessionUser(
-            row.user_id, row.slug, row.user_name, _email(row.emails), tuple(sorted(row.groups))
+            row.user_id,
+            row.slug,
+            row.user_name,
+            _email(row.emails),
+            tuple(sorted(set(row.groups))),
+            tuple(sorted(row.roles)) or (row.default_role or self.default_role,),
+            tuple(sorted((project, role) for project, role in row.project_roles)),
         )
 
     async def revoke(self, secret_hash: bytes, now: datetime) -> bool:

@@ -7,6 +7,7 @@ Names are unique per tenant, domains across tenants: a duplicate raises `Conflic
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -275,9 +276,14 @@ class Identities:
         self.engine = engine
 
     async def find(
-        self, connection_id: uuid.UUID, subject: str, now: datetime
+        self,
+        connection_id: uuid.UUID,
+        subject: str,
+        now: datetime,
+        claims: Mapping[str, Any] | None = None,
     ) -> LinkedUser | None:
-        """The linked user, recording the login."""
+        """The linked user, recording the login (and its claims, which the mapping rules
+        read)."""
         async with self.engine.begin() as conn:
             row = (
                 await conn.execute(
@@ -286,7 +292,10 @@ class Identities:
                         sso_identities.c.connection_id == connection_id,
                         sso_identities.c.subject == subject,
                     )
-                    .values(last_login_at=now)
+                    .values(
+                        last_login_at=now,
+                        **({"claims": dict(claims)} if claims is not None else {}),
+                    )
                     .returning(sso_identities.c.user_id, sso_identities.c.created_user)
                 )
             ).one_or_none()
@@ -305,6 +314,7 @@ class Identities:
         now: datetime,
         *,
         created_user: bool = False,
+        claims: Mapping[str, Any] | None = None,
     ) -> None:
         async with self.engine.begin() as conn:
             await conn.execute(
@@ -315,6 +325,7 @@ class Identities:
                     created_at=now,
                     last_login_at=now,
                     created_user=created_user,
+                    claims=dict(claims or {}),
                 )
             )
 

@@ -24,7 +24,7 @@ from sqlalchemy import (
     Text,
     Uuid,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 metadata = MetaData()
 
@@ -98,6 +98,8 @@ group_members = Table(
     Column("member_id", Uuid, primary_key=True),
     Column("tenant_id", Uuid, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
     Column("member_type", Text, nullable=False),  # 'User' | 'Group'
+    # 'scim' (a SCIM client), or for product groups 'mapped' (the rules) or 'manual'.
+    Column("source", Text, nullable=False, server_default="scim"),  # migration 0011
 )
 
 # The SCIM request log (migration 0004): one row per request, bodies redacted and truncated.
@@ -204,6 +206,7 @@ sso_identities = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("last_login_at", DateTime(timezone=True), nullable=False),
     Column("created_user", Boolean, nullable=False, server_default="false"),  # migration 0010
+    Column("claims", JSONB, nullable=False, server_default="{}"),  # the last login's; 0011
 )
 
 # Keys for the identity tokens handed to the product (migration 0009); the newest signs.
@@ -213,4 +216,56 @@ signing_keys = Table(
     Column("kid", Text, primary_key=True),
     Column("private_pem", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Access (migration 0011): custom roles, projects, grants, the mapping document, the audit log.
+roles = Table(
+    "roles",
+    metadata,
+    Column("tenant_id", Uuid, ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True),
+    Column("name", Text, primary_key=True),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+projects = Table(
+    "projects",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("tenant_id", Uuid, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("description", Text, nullable=False, server_default=""),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+role_grants = Table(
+    "role_grants",
+    metadata,
+    Column("tenant_id", Uuid, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("project_id", Uuid, ForeignKey("projects.id", ondelete="CASCADE")),  # None: the org
+    Column("role", Text, nullable=False),
+    Column("source", Text, nullable=False),  # 'mapped' | 'scim' | 'manual'
+    Column("rules", ARRAY(Text), nullable=False, server_default="{}"),
+    Column("granted_at", DateTime(timezone=True), nullable=False),
+)
+
+mapping_documents = Table(
+    "mapping_documents",
+    metadata,
+    Column("tenant_id", Uuid, ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True),
+    Column("document", JSONB, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("tenant_id", Uuid, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("actor", Text, nullable=False),
+    Column("action", Text, nullable=False),
+    Column("target", Text, nullable=False),
+    Column("details", JSONB, nullable=False, server_default="{}"),
 )

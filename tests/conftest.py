@@ -188,11 +188,21 @@ async def table_snapshot(engine: AsyncEngine, tenant_id: Any) -> dict[str, list[
     """Every row the tenant owns, for "a failed request changes no row" checks."""
     async with engine.connect() as conn:
         out: dict[str, list[Any]] = {}
-        for table in ("users", "groups", "group_members"):
+        for table in (
+            "users",
+            "groups",
+            "group_members",
+            "roles",
+            "projects",
+            "role_grants",
+            "mapping_documents",
+            "audit_log",
+        ):
             from sqlalchemy import text
 
             rows = await conn.execute(
-                text(f"SELECT * FROM {table} WHERE tenant_id = :t ORDER BY 1, 2"), {"t": tenant_id}
+                text(f"SELECT * FROM {table} AS r WHERE tenant_id = :t ORDER BY r::text"),
+                {"t": tenant_id},
             )
             out[table] = [tuple(r) for r in rows]
         return out

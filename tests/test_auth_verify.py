@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from gateway.app import utc_now
 from gateway.auth_api import SESSION_COOKIE
 from gateway.credentials import hash_token, new_session_secret
+from sso.mapping import DEFAULT_ROLE
 from storage.session_store import SessionStore
 from tests.conftest import Scim, TenantAccess, group, user
 
@@ -30,7 +31,7 @@ async def _session(
     lifetime: timedelta = timedelta(hours=12),
 ) -> str:
     secret, secret_hash = new_session_secret()
-    await SessionStore(engine).create(
+    await SessionStore(engine, DEFAULT_ROLE).create(
         secret_hash,
         tenant.tenant.id,
         uuid.UUID(user_id),
@@ -110,5 +111,7 @@ async def test_logout_ends_the_session_and_clears_the_cookie(
     assert "Max-Age=0" in resp.headers["Set-Cookie"]
     assert (await _verify(client, secret)).status == 401
     assert (await _verify(client, other)).status == 200  # only that session
-    assert await SessionStore(engine).revoke_user(uuid.UUID(eve["id"]), utc_now()) == 1
+    assert (
+        await SessionStore(engine, DEFAULT_ROLE).revoke_user(uuid.UUID(eve["id"]), utc_now()) == 1
+    )
     assert (await _verify(client, other)).status == 401

@@ -21,6 +21,7 @@ from gateway.auth_api import SESSION_COOKIE
 from gateway.credentials import new_session_secret
 from gateway.identity_tokens import TokenIssuer
 from sso import tokens
+from sso.mapping import DEFAULT_ROLE
 from storage.key_store import KeyStore
 from storage.session_store import SessionStore
 from tests.conftest import Scim, TenantAccess, group, user
@@ -51,7 +52,7 @@ def _kid(token: str) -> str:
 
 async def _cookie(engine: AsyncEngine, tenant: TenantAccess, user_id: str) -> dict[str, str]:
     secret, secret_hash = new_session_secret()
-    await SessionStore(engine).create(
+    await SessionStore(engine, DEFAULT_ROLE).create(
         secret_hash,
         tenant.tenant.id,
         uuid.UUID(user_id),
@@ -116,6 +117,8 @@ async def test_rotation_keeps_earlier_tokens_verifiable(
         user_id=carl["id"],
         email=None,
         groups=(),
+        roles=("readonly",),
+        project_roles=(),
         now=int(now.timestamp()),
         lifetime=300,
     )

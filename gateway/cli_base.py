@@ -1,0 +1,70 @@
+"""What every `idgate` command shares: settings (starting the embedded database when no URL
+is set), a store for the command's work, and the tenant a command names."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from gateway.settings import Settings
+from storage import migrate as migrations
+from storage.database import create_engine, start_embedded
+from storage.scim_store import ScimStore, Tenant
+
+T = TypeVar("T")
+
+
+def _run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+class Context:
+    def __init__(self, config: Path | None) -> None:
+        self.config = config
+        self._settings: Settings | None = None
+        self.embedded = False
+
+    @property
+    def settings(self) -> Settings:
+        """Settings with a database URL, starting and migrating the embedded one if unset."""
+        if self._settings is None:
+            try:
+                settings = Settings.load(self.config)
+            except Exception as exc:
+                raise click.ClickException(f"invalid configuration: {exc}") from None
+            logging.basicConfig(
+                level=settings.log_level.upper(),
+                format="%(asctime)s %(levelname)s %(name)s %(message)s",
+            )
+            logging.getLogger("alembic").setLevel(logging.WARNING)
+            if settings.database_url is None:
+                url = start_embedded(settings.data_dir.resolve())
+                _run(migrations.upgrade(url))
+                settings = settings.model_copy(update={"database_url": url})
+                self.embedded = True
+            self._settings = settings
+        return self._settings
+
+
+async def _with_store(settings: Settings, work: Any) -> Any:
+    assert settings.database_url is not None
+    engine = create_engine(settings.database_url, pool_size=2)
+    try:
+        return await work(ScimStore(engine))
+    finally:
+        await engine.dispose()
+
+
+def _tenant(store: ScimStore, slug: str) -> Any:
+    async def get() -> Tenant:
+        tenant = await store.get_tenant(slug)
+        if tenant is None:
+            raise click.ClickException(f"no tenant {slug!r}; create it with `idgate tenant create`")
+        return tenant
+
+    return get()
