@@ -50,7 +50,7 @@ from scim.errors import ScimError
 from scim.schema import USER
 from sso import oidc, saml
 from sso.connections import OIDC, SAML, connection_urls
-from sso.profile import profile, profile_update, scim_user
+from sso.profile import DEFAULT_FIELDS, FieldMap, profile, profile_update, scim_user
 from storage.sso_store import Connection
 
 log = logging.getLogger(__name__)
@@ -240,7 +240,7 @@ async def _user(
         return linked.user_id
     if not connection.jit:
         return None
-    found = profile(attributes, subject)
+    found = profile(attributes, subject, await _fields(request, tenant, connection))
     body = scim_user(found.email or subject, found)
     try:
         provisioning = request.config_dict[PROVISIONING].acting(f"sso:{connection.name}")
@@ -265,6 +265,13 @@ async def _recompute_access(
     await request.config_dict[ACCESS].recompute(tenant.id, [user_id], actor)
 
 
+async def _fields(request: web.Request, tenant: Any, connection: Connection) -> FieldMap:
+    """Which attributes hold the e-mail, names and groups: the tenant's mapping document may
+    say so per connection (presets for Okta, Entra ID, Google...)."""
+    rules = await request.config_dict[ACCESS].rules(tenant.id)
+    return rules.fields_for(connection.name) if rules is not None else DEFAULT_FIELDS
+
+
 async def _update_profile(
     request: web.Request,
     tenant: Any,
@@ -275,7 +282,8 @@ async def _update_profile(
 ) -> None:
     """Bring a user this connection created up to date with the login's attributes (users a
     SCIM client pushed are its to change). A refused change does not stop the login."""
-    change = profile_update(profile(attributes, subject))
+    fields = await _fields(request, tenant, connection)
+    change = profile_update(profile(attributes, subject, fields))
     if change is None:
         return
     try:

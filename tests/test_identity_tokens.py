@@ -81,6 +81,8 @@ async def test_the_token_says_who_for_which_tenant(
     assert claims["sub"] == ada["id"] and claims["email"] == "ada@corp.example"
     assert claims["iss"] == "http://scim.test" and claims["tenant"] == tenant.slug
     assert claims["groups"] == ["Engineers"] and claims["exp"] - claims["iat"] == 300
+    # Nothing gives ada a role: the tenant's default one.
+    assert (claims["roles"], claims["projects"]) == (["readonly"], {})
     # Another tenant's product refuses it.
     with pytest.raises(JoseError):
         _verify(body["token"], jwks, "idgate:another-tenant")

@@ -350,3 +350,70 @@ async def test_an_encrypted_assertion_logs_in(okta: Login, scim: Scim) -> None:
     resp = await okta.post(answer, relay_state)
     assert resp.status == 302, await resp.text()
     assert (await _verify(okta.client, resp)).headers["X-Idgate-Email"] == "lea@corp.example"
+
+
+ROLE_RULES = {
+    # Okta sends the groups in an attribute this tenant named `teams`.
+    "fields": {"okta": {"preset": "okta", "groups": "teams"}},
+    "rules": [
+        {
+            "name": "support",
+            "when": [{"group": "Support Team"}],
+            "grant": {"roles": ["chat-operator"], "projects": {"Helpdesk": ["member"]}},
+        },
+        {"name": "admins", "when": [{"group": "Admins"}], "grant": {"roles": ["admin"]}},
+    ],
+}
+
+
+async def test_mapped_roles_reach_the_product_and_follow_scim_at_once(
+    okta: Login, scim: Scim, database_url: str, tmp_path: Path
+) -> None:
+    slug = okta.tenant.slug
+    for args in (("role", "add", slug, "chat-operator"), ("project", "add", slug, "Helpdesk")):
+        assert (await _cli(database_url, *args)).exit_code == 0
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(json.dumps(ROLE_RULES))  # JSON is YAML
+    assert (await _cli(database_url, "mapping", "set", slug, str(rules))).exit_code == 0
+
+    resp = await okta.login("00u-jane", {**JANE, "teams": ["Support Team", "Everyone"]})
+    assert resp.status == 302, await resp.text()
+    cookie = {"Cookie": f"{SESSION_COOKIE}={resp.cookies[SESSION_COOKIE].value}"}
+
+    async def verified() -> Any:
+        answer = await okta.client.get("/auth/verify", headers=cookie)
+        assert answer.status == 200
+        return answer.headers
+
+    headers = await verified()
+    assert headers["X-Idgate-Roles"] == "chat-operator"
+    assert headers["X-Idgate-Project-Roles"] == "Helpdesk:member"
+    token = await (await okta.client.get("/auth/token", headers=cookie)).json()
+    payload = token["token"].split(".")[1]
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    assert (claims["roles"], claims["projects"]) == (["chat-operator"], {"Helpdesk": ["member"]})
+
+    # IT puts jane in the SCIM group Admins: the same session sees admin on its next check.
+    jane_id = headers["X-Idgate-User"]
+    status, admins, _ = await scim.post(
+        "/Groups", {"schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                    "displayName": "Admins", "members": [{"value": jane_id}]},
+    )  # fmt: skip
+    assert status == 201
+    assert (await verified())["X-Idgate-Roles"] == "admin,chat-operator"
+    # ... and takes her out: gone at once.
+    remove = {
+        "schemas": [PATCH_OP],
+        "Operations": [{"op": "remove", "path": f'members[value eq "{jane_id}"]'}],
+    }
+    assert (await scim.request("PATCH", f"/Groups/{admins['id']}", remove))[0] == 204
+    assert (await verified())["X-Idgate-Roles"] == "chat-operator"
+
+    # A role given by hand stays when the next login no longer brings the group.
+    granted = await _cli(database_url, "role", "grant", slug, jane_id, "member")
+    assert granted.exit_code == 0, granted.output
+    again = await okta.login("00u-jane", {**JANE, "teams": ["Everyone"]})
+    cookie = {"Cookie": f"{SESSION_COOKIE}={again.cookies[SESSION_COOKIE].value}"}
+    headers = await verified()
+    assert headers["X-Idgate-Roles"] == "member"
+    assert headers["X-Idgate-Project-Roles"] == ""
