@@ -10,12 +10,15 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import text as sql
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.access import Access
+from gateway.access import Access, catalogue
 from gateway.app import utc_now
-from storage.access_store import AccessStore
+from gateway.cli_access import load_document
+from sso.mapping import MappingError, parse_mapping
+from storage.access_store import AccessStore, CatalogueNames
 from tests.conftest import Scim, TenantAccess, group, table_snapshot, user
 from tests.test_cli import _cli
 
@@ -357,3 +360,19 @@ async def test_rule_change_recomputes_everyone(
     cleared = await _cli(database_url, "mapping", "clear", tenant.slug)
     assert cleared.exit_code == 0, cleared.output
     assert (await _cli(database_url, "mapping", "show", tenant.slug)).exit_code == 1
+
+
+def test_the_deployed_example_rules_validate() -> None:
+    document = load_document(Path(__file__).parent.parent / "deploy" / "mapping.example.yaml")
+    names = CatalogueNames(("chat-operator",), ("Operators",), ("Billing",))
+    rules = parse_mapping(document, catalogue(names))
+    assert [r.name for r in rules.rules] == [
+        "support-operators",
+        "finance-billing",
+        "ad-admins",
+        "entra-app-roles",
+    ]
+    assert rules.scim_roles == frozenset({"member", "readonly"})
+    # Without the custom role it names, it is refused.
+    with pytest.raises(MappingError, match="chat-operator"):
+        parse_mapping(document, catalogue(CatalogueNames((), ("Operators",), ("Billing",))))
