@@ -29,6 +29,7 @@ from sqlalchemy import (
     ARRAY,
     Text,
     Uuid,
+    any_,
     bindparam,
     delete,
     func,
@@ -41,9 +42,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from scim.errors import ConflictError, NotFoundError
+from storage import audit_store as audit
+from storage.audit_store import AuditEntry
 from storage.database import autocommit, is_unique_violation
 from storage.tables import (
-    audit_log,
     group_members,
     groups,
     mapping_documents,
@@ -210,7 +212,7 @@ class Recomputation:
                 _CLAIMS.label("claims"),
                 _MEMBER_GROUPS.label("groups"),
             )
-            .where(users.c.tenant_id == self.tenant_id, users.c.id.in_(sorted(set(user_ids))))
+            .where(users.c.tenant_id == self.tenant_id, users.c.id == _any(sorted(set(user_ids))))
             .order_by(users.c.id)
             .with_for_update(of=users, key_share=False, read=False)
         )
@@ -241,7 +243,7 @@ class Recomputation:
                 role_grants.c.rules,
             )
             .select_from(role_grants.outerjoin(projects))
-            .where(role_grants.c.user_id.in_(ids))
+            .where(role_grants.c.user_id == _any(ids))
         )
         held: dict[tuple[uuid.UUID, uuid.UUID | None, str, str], tuple[str, ...]] = {}
         effective_before: dict[uuid.UUID, set[tuple[str | None, str]]] = {u: set() for u in ids}
@@ -323,7 +325,7 @@ class Recomputation:
                     groups.c.display_name,
                 )
                 .select_from(group_members.join(groups))
-                .where(group_members.c.member_id.in_(ids), groups.c.origin == "product")
+                .where(group_members.c.member_id == _any(ids), groups.c.origin == "product")
             )
         }
         wanted = {
@@ -380,21 +382,15 @@ def _role_changes(
     after: set[tuple[str | None, str]],
     want: Desired,
 ) -> list[Change]:
-    def details(project: str | None, role: str) -> dict[str, Any]:
-        out: dict[str, Any] = {"role": role}
-        if project is not None:
-            out["project"] = project
-        return out
-
     changes = [
-        Change(user_id, "role.revoked", details(p, r))
+        Change(user_id, "role.revoked", _role_details(p, r))
         for p, r in sorted(before - after, key=_order)
     ]
     for project, role in sorted(after - before, key=_order):
         why = next(
             (g for g in want.roles if g.role == role and (g.project or None) == project), None
         )
-        entry = details(project, role)
+        entry = _role_details(project, role)
         if why is not None:
             entry["source"] = why.source
             if why.rules:
@@ -403,8 +399,17 @@ def _role_changes(
     return changes
 
 
+def _role_details(project: str | None, role: str) -> dict[str, Any]:
+    return {"role": role} | ({"project": project} if project is not None else {})
+
+
 def _order(item: tuple[str | None, str]) -> tuple[str, str]:
     return (item[0] or "", item[1])
+
+
+def _any(ids: Sequence[uuid.UUID]) -> Any:
+    """`= ANY(:ids)`: one array parameter, not one parameter per id."""
+    return any_(literal(list(ids), ARRAY(Uuid)))
 
 
 def _arrays(*names: tuple[str, Any]) -> list[Any]:
@@ -426,21 +431,8 @@ async def _audit(
     actor: str,
     changes: Sequence[Change],
 ) -> None:
-    if changes:
-        await conn.execute(
-            insert(audit_log),
-            [
-                {
-                    "tenant_id": tenant_id,
-                    "at": now,
-                    "actor": actor,
-                    "action": c.action,
-                    "target": f"user:{c.user_id}",
-                    "details": c.details,
-                }
-                for c in changes
-            ],
-        )
+    entries = [AuditEntry(c.action, f"user:{c.user_id}", c.details) for c in changes]
+    await audit.write(conn, tenant_id, now, actor, entries)
 
 
 async def _catalogue(conn: AsyncConnection, tenant_id: uuid.UUID) -> CatalogueNames:
@@ -651,9 +643,7 @@ class AccessStore:
                 )
             ).first() is not None
             if inserted and not held:
-                details = {"role": role, "source": MANUAL} | (
-                    {"project": project} if project else {}
-                )
+                details = _role_details(project, role) | {"source": MANUAL}
                 await _audit(
                     conn, tenant_id, now, actor, [Change(user_id, "role.granted", details)]
                 )
@@ -684,7 +674,7 @@ class AccessStore:
             if result.rowcount == 0:
                 return False
             if not await _effective(conn, user_id, project_id, role):
-                details = {"role": role} | ({"project": project} if project else {})
+                details = _role_details(project, role)
                 await _audit(
                     conn, tenant_id, now, actor, [Change(user_id, "role.revoked", details)]
                 )
