@@ -16,6 +16,7 @@ from gateway.access import Access
 from gateway.identity_tokens import TokenIssuer
 from gateway.keys import (
     ACCESS,
+    AUDIT,
     CLOCK,
     ENGINE,
     IDENTITIES,
@@ -39,6 +40,7 @@ from gateway.sso_api import create_sso_app
 from gateway.token_cache import TokenCache
 from sso.mapping import DEFAULT_ROLE
 from storage.access_store import AccessStore
+from storage.audit_store import AuditLog
 from storage.database import create_engine
 from storage.key_store import KeyStore
 from storage.request_log import RequestLogStore
@@ -84,6 +86,7 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now) -> w
         app[IDENTITIES] = Identities(engine)
         app[TOKEN_ISSUER] = TokenIssuer(KeyStore(engine))
         app[ACCESS] = Access(AccessStore(engine), clock)
+        app[AUDIT] = AuditLog(engine)
         app[PROVISIONING] = Provisioning(app[STORE], clock, app[ACCESS])
         async with contextlib.AsyncExitStack() as stack:
             http = await stack.enter_async_context(aiohttp.ClientSession())

@@ -21,7 +21,7 @@ import click
 from aiohttp import web
 
 from gateway.app import create_app, utc_now
-from gateway.cli_access import group_add_member, mapping, project, role
+from gateway.cli_access import audit, group_add_member, mapping, project, role
 from gateway.cli_base import Context, _run, _tenant, _with_store
 from gateway.credentials import new_token
 from gateway.settings import Settings
@@ -869,3 +869,4 @@ group_.add_command(group_add_member)
 main.add_command(role)
 main.add_command(project)
 main.add_command(mapping)
+main.add_command(audit)

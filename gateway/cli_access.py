@@ -1,5 +1,6 @@
-"""`idgate role`, `idgate project` and `idgate mapping`: a tenant's roles and projects, grants
-given by hand, and the mapping rules that give roles, groups and project roles from the IdP."""
+"""`idgate role`, `idgate project`, `idgate mapping` and `idgate audit`: a tenant's roles and
+projects, grants given by hand, the mapping rules that give roles, groups and project roles
+from the IdP, and the audit log."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from gateway.cli_base import Context, _run, _tenant, _with_store
 from scim.errors import ConflictError, NotFoundError
 from sso.mapping import BUILTIN_ROLES, Assignment, MappingError, parse_mapping, to_document
 from storage.access_store import AccessStore
+from storage.audit_store import AuditEntry, AuditLog
 from storage.scim_store import ScimStore, Tenant
 
 T = TypeVar("T")
@@ -445,3 +447,44 @@ def group_add_member(obj: Context, slug: str, group: str, user: str) -> None:
 
     added = _on_tenant(obj, slug, work)
     click.echo(f"{user} {'added to' if added else 'already in'} {group!r}")
+
+
+# --- audit log --------------------------------------------------------------------------------
+
+
+@click.command("audit")
+@click.argument("slug")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 10_000))
+@click.option("--action", help="Only actions starting with this (e.g. role. or login.failed).")
+@click.option("--user", help="Only entries about this user (id or userName).")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def audit(
+    obj: Context, slug: str, limit: int, action: str | None, user: str | None, as_json: bool
+) -> None:
+    """Tenant SLUG's audit log, newest first: who changed what (roles, group memberships
+    from the rules, grants by hand) and which logins were refused, and why."""
+
+    async def work(tenant: Tenant, _access: Access, store: ScimStore) -> list[AuditEntry]:
+        target = f"user:{await _user_id(store, tenant, user)}" if user else None
+        return await AuditLog(store.engine).latest(
+            tenant.id, limit=limit, action=action, target=target
+        )
+
+    rows = [
+        {
+            "id": e.id,
+            "at": e.at.isoformat() if e.at else None,
+            "actor": e.actor,
+            "action": e.action,
+            "target": e.target,
+            "details": e.details,
+        }
+        for e in _on_tenant(obj, slug, work)
+    ]
+    if as_json:
+        _echo_json(rows)
+        return
+    for row in rows:
+        details = json.dumps(row["details"], ensure_ascii=False, sort_keys=True)
+        click.echo(f"{row['at']}\t{row['actor']}\t{row['action']}\t{row['target']}\t{details}")

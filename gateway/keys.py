@@ -13,6 +13,7 @@ from gateway.access import Access
 from gateway.provisioning import Provisioning
 from gateway.settings import Settings
 from gateway.token_cache import TokenCache
+from storage.audit_store import AuditLog
 from storage.scim_store import Principal, ScimStore
 from storage.session_store import SessionStore
 from storage.sso_store import Identities, LoginState, SsoStore
@@ -35,6 +36,7 @@ TOKEN_ISSUER: web.AppKey[TokenIssuer] = web.AppKey("token_issuer")
 CLOCK = web.AppKey[Callable[[], datetime]]("clock")
 PROVISIONING = web.AppKey("provisioning", Provisioning)
 ACCESS = web.AppKey("access", Access)
+AUDIT = web.AppKey("audit", AuditLog)
 REQUEST_LOG: web.AppKey[RequestLog] = web.AppKey("request_log")  # unset when logging is off
 
 PRINCIPAL = web.RequestKey("principal", Principal)  # set by SCIM authentication

@@ -36,6 +36,7 @@ from gateway.auth_api import SESSION_COOKIE
 from gateway.credentials import new_session_secret
 from gateway.keys import (
     ACCESS,
+    AUDIT,
     CLOCK,
     IDENTITIES,
     LOGIN_STATE,
@@ -51,6 +52,7 @@ from scim.schema import USER
 from sso import oidc, saml
 from sso.connections import OIDC, SAML, connection_urls
 from sso.profile import DEFAULT_FIELDS, FieldMap, profile, profile_update, scim_user
+from storage.audit_store import AuditEntry
 from storage.sso_store import Connection
 
 log = logging.getLogger(__name__)
@@ -199,25 +201,70 @@ async def acs(request: web.Request) -> web.Response:
             allow_unsolicited=connection.idp_initiated and request_id is None,
         )
     except saml.SamlLoginError as exc:
-        log.warning("SAML login refused on %s/%s: %s", tenant.slug, connection.name, exc)
+        await _refused(request, tenant, connection, LoginRefusedError(f"invalid answer: {exc}"))
         return _page(403, "Login refused", f"The identity provider's answer is not valid: {exc}")
     expires = identity.not_on_or_after or now + ASSERTION_MEMORY
     if not await state.first_use(connection.id, identity.assertion_id, expires):
+        refusal = LoginRefusedError("answer replayed", subject=identity.subject)
+        await _refused(request, tenant, connection, refusal)
         return _page(403, "Login refused", "This answer of the identity provider was used before.")
-    user_id = await _user(request, tenant, connection, identity.subject, identity.attributes)
-    if user_id is None:
-        return _no_account(tenant, connection, identity.subject)
-    return await _start_session(request, tenant, connection, user_id, return_to)
+    return await _login(
+        request, tenant, connection, identity.subject, identity.attributes, return_to
+    )
 
 
-def _no_account(tenant: Any, connection: Connection, subject: str) -> web.Response:
+class LoginRefusedError(Exception):
+    """A login that ends without a session; `reason` goes to the log and the audit log."""
+
+    def __init__(
+        self, reason: str, *, subject: str | None = None, user_id: uuid.UUID | None = None
+    ) -> None:
+        super().__init__(reason)
+        self.reason, self.subject, self.user_id = reason, subject, user_id
+
+
+async def _refused(
+    request: web.Request, tenant: Any, connection: Connection, refusal: LoginRefusedError
+) -> None:
     log.warning(
-        "SSO login refused on %s/%s for %r: no active account",
+        "SSO login refused on %s/%s for %r: %s",
         tenant.slug,
         connection.name,
-        subject,
+        refusal.subject,
+        refusal.reason,
     )
-    return _page(403, "Login refused", "You have no active account here; ask your administrator.")
+    if refusal.user_id is not None:
+        target = f"user:{refusal.user_id}"
+    else:
+        target = f"subject:{connection.name}/{refusal.subject or '?'}"
+    details = {"connection": connection.name, "reason": refusal.reason}
+    if refusal.subject is not None:
+        details["subject"] = refusal.subject
+    await request.config_dict[AUDIT].record(
+        tenant.id,
+        request.config_dict[CLOCK](),
+        f"sso:{connection.name}",
+        AuditEntry("login.failed", target, details),
+    )
+
+
+async def _login(
+    request: web.Request,
+    tenant: Any,
+    connection: Connection,
+    subject: str,
+    attributes: Mapping[str, Any],
+    return_to: str | None,
+) -> web.Response:
+    """A checked answer of the IdP becomes a session, or a refusal page."""
+    try:
+        user_id = await _user(request, tenant, connection, subject, attributes)
+    except LoginRefusedError as refusal:
+        await _refused(request, tenant, connection, refusal)
+        return _page(
+            403, "Login refused", "You have no active account here; ask your administrator."
+        )
+    return await _start_session(request, tenant, connection, user_id, return_to)
 
 
 async def _user(
@@ -226,20 +273,20 @@ async def _user(
     connection: Connection,
     subject: str,
     attributes: Mapping[str, Any],
-) -> uuid.UUID | None:
-    """The user linked to (connection, subject), or a new one (just-in-time); None if there
-    is none allowed. The log says why."""
+) -> uuid.UUID:
+    """The user linked to (connection, subject), or a new one (just-in-time); raises
+    `LoginRefusedError` when there is none allowed."""
     now, identities = request.config_dict[CLOCK](), request.config_dict[IDENTITIES]
     linked = await identities.find(connection.id, subject, now, attributes)
     if linked is not None:
         if not linked.active:
-            return None
+            raise LoginRefusedError("user deactivated", subject=subject, user_id=linked.user_id)
         if linked.created_by_login and connection.settings.get("update_profile", True):
             await _update_profile(request, tenant, connection, linked.user_id, attributes, subject)
         await _recompute_access(request, tenant, connection, linked.user_id)
         return linked.user_id
     if not connection.jit:
-        return None
+        raise LoginRefusedError("no linked user, and just-in-time users are off", subject=subject)
     found = profile(attributes, subject, await _fields(request, tenant, connection))
     body = scim_user(found.email or subject, found)
     try:
@@ -247,8 +294,9 @@ async def _user(
         created = await provisioning.create(tenant.id, USER, body)
     except ScimError as exc:
         # An account of that name exists and is not linked: it is never adopted by name.
-        log.warning("JIT refused on %s/%s: %s", tenant.slug, connection.name, exc.detail)
-        return None
+        raise LoginRefusedError(
+            f"just-in-time user refused: {exc.detail}", subject=subject
+        ) from None
     user_id = uuid.UUID(created["id"])
     await identities.link(
         connection.id, subject, user_id, now, created_user=True, claims=attributes
@@ -410,12 +458,11 @@ async def callback(request: web.Request) -> web.Response:
             provider, id_token, client_id=client_id, nonce=saved["nonce"], now=int(now.timestamp())
         )
     except oidc.OidcError as exc:
-        log.warning("OIDC login refused on %s/%s: %s", tenant.slug, connection.name, exc)
+        await _refused(request, tenant, connection, LoginRefusedError(f"invalid answer: {exc}"))
         return _page(403, "Login refused", f"The identity provider's answer is not valid: {exc}")
-    user_id = await _user(request, tenant, connection, claims.subject, claims.claims)
-    if user_id is None:
-        return _no_account(tenant, connection, claims.subject)
-    return await _start_session(request, tenant, connection, user_id, saved.get("return_to"))
+    return await _login(
+        request, tenant, connection, claims.subject, claims.claims, saved.get("return_to")
+    )
 
 
 async def discover(request: web.Request) -> web.Response:

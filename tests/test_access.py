@@ -127,6 +127,10 @@ async def test_group_membership_gives_and_takes_roles_at_once(
         (actor, "role.revoked"),
         (actor, "group.member_removed"),
     ]
+    shown = await _cli(database_url, "audit", tenant.slug, "--user", ann["id"], "--action", "role.")
+    assert shown.exit_code == 0, shown.output
+    lines = shown.output.splitlines()
+    assert len(lines) == 2 and "role.revoked" in lines[0] and "support-operators" in lines[1]
     # Adding back through the Entra-style member add.
     await scim.request("PATCH", f"/Groups/{team['id']}", _members("add", ann["id"]))
     assert await _grants(engine, ann["id"]) == {(None, "chat-operator", "mapped")}

@@ -188,7 +188,9 @@ async def test_a_used_answer_and_a_used_request_are_refused(okta: Login) -> None
     assert SESSION_COOKIE not in replayed.cookies
 
 
-async def test_a_deactivated_user_is_refused_and_loses_the_session(okta: Login, scim: Scim) -> None:
+async def test_a_deactivated_user_is_refused_and_loses_the_session(
+    okta: Login, scim: Scim, database_url: str
+) -> None:
     first = await okta.login("00u-carl", {"email": ["carl@corp.example"]})
     assert (await _verify(okta.client, first)).status == 200
     _, page, _ = await scim.get("/Users", params={"filter": 'userName eq "carl@corp.example"'})
@@ -197,6 +199,22 @@ async def test_a_deactivated_user_is_refused_and_loses_the_session(okta: Login, 
     assert (await _verify(okta.client, first)).status == 401
     refused = await okta.login("00u-carl", {"email": ["carl@corp.example"]})
     assert refused.status == 403 and SESSION_COOKIE not in refused.cookies
+    # The refusal is in the audit log, about carl, with the reason.
+    logged = await _audit(database_url, okta.tenant, "--action", "login.failed")
+    assert [(e["actor"], e["target"], e["details"]) for e in logged] == [
+        (
+            "sso:okta",
+            f"user:{page['Resources'][0]['id']}",
+            {"connection": "okta", "reason": "user deactivated", "subject": "00u-carl"},
+        )
+    ]
+
+
+async def _audit(database_url: str, tenant: TenantAccess, *args: str) -> list[dict[str, Any]]:
+    shown = await _cli(database_url, "audit", tenant.slug, "--json", *args)
+    assert shown.exit_code == 0, shown.output
+    entries: list[dict[str, Any]] = json.loads(shown.output)
+    return entries
 
 
 async def test_return_to_must_be_one_of_the_tenant_addresses(okta: Login) -> None:
@@ -209,7 +227,7 @@ async def test_return_to_must_be_one_of_the_tenant_addresses(okta: Login) -> Non
     assert done.status == 200 and SESSION_COOKIE in done.cookies
 
 
-async def test_an_invalid_answer_is_refused(okta: Login, tmp_path: Path) -> None:
+async def test_an_invalid_answer_is_refused(okta: Login, tmp_path: Path, database_url: str) -> None:
     location, relay_state = await okta.start()
     # Signed by a key the connection does not know.
     stranger = TestIdp(
@@ -221,6 +239,9 @@ async def test_an_invalid_answer_is_refused(okta: Login, tmp_path: Path) -> None
     )
     refused = await okta.post(answer, relay_state)
     assert refused.status == 403 and "not valid" in await refused.text()
+    (logged,) = await _audit(database_url, okta.tenant)
+    assert (logged["action"], logged["target"]) == ("login.failed", "subject:okta/?")
+    assert logged["details"]["reason"].startswith("invalid answer: ")
 
 
 async def test_without_jit_an_unknown_user_is_refused(

@@ -1,0 +1,83 @@
+"""The audit log: an append-only record of what changed or was refused in a tenant, by whom.
+
+Entries are written in the transaction of the change they record (`write`), or on their own
+for a refusal (`AuditLog.record`). Details never hold secrets.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from storage.database import autocommit
+from storage.tables import audit_log
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    action: str  # e.g. role.granted, login.refused
+    target: str  # e.g. user:<id>, subject:<connection>/<subject>
+    details: dict[str, Any]
+    actor: str = ""  # e.g. scim:tok_..., sso:okta, cli (filled in by `write` when empty)
+    at: datetime | None = None
+    id: int = 0
+
+
+async def write(
+    conn: AsyncConnection,
+    tenant_id: uuid.UUID,
+    now: datetime,
+    actor: str,
+    entries: Sequence[AuditEntry],
+) -> None:
+    """Append entries in `conn`'s transaction."""
+    if entries:
+        await conn.execute(
+            insert(audit_log),
+            [
+                {
+                    "tenant_id": tenant_id,
+                    "at": now,
+                    "actor": e.actor or actor,
+                    "action": e.action,
+                    "target": e.target,
+                    "details": e.details,
+                }
+                for e in entries
+            ],
+        )
+
+
+class AuditLog:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.single = autocommit(engine)
+
+    async def record(
+        self, tenant_id: uuid.UUID, now: datetime, actor: str, entry: AuditEntry
+    ) -> None:
+        async with self.single.connect() as conn:
+            await write(conn, tenant_id, now, actor, [entry])
+
+    async def latest(
+        self,
+        tenant_id: uuid.UUID,
+        *,
+        limit: int,
+        action: str | None = None,
+        target: str | None = None,
+    ) -> list[AuditEntry]:
+        """The newest entries first; `action` matches a prefix (`role.` for both)."""
+        query = select(audit_log).where(audit_log.c.tenant_id == tenant_id)
+        if action:
+            query = query.where(audit_log.c.action.startswith(action, autoescape=True))
+        if target:
+            query = query.where(audit_log.c.target == target)
+        async with self.single.connect() as conn:
+            rows = await conn.execute(query.order_by(audit_log.c.id.desc()).limit(limit))
+            return [AuditEntry(r.action, r.target, r.details, r.actor, r.at, r.id) for r in rows]
