@@ -149,10 +149,18 @@ def tenant_set(
 # --- SCIM tokens ------------------------------------------------------------------------------
 
 
-async def _create_token(store: ScimStore, slug: str, name: str) -> tuple[str, str]:
+async def _create_token(
+    store: ScimStore, slug: str, name: str, connection_name: str | None = None
+) -> tuple[str, str]:
     tenant = await _tenant(store, slug)
+    connection_id = None
+    if connection_name is not None:
+        found = await SsoStore(store.engine).get_connection(tenant.id, connection_name)
+        if found is None:
+            raise click.ClickException(f"no connection {connection_name!r} in {slug}")
+        connection_id = found.id
     token_id, secret, secret_hash = new_token()
-    await store.create_token(tenant, token_id, name, secret_hash, utc_now())
+    await store.create_token(tenant, token_id, name, secret_hash, utc_now(), connection_id)
     return token_id, secret
 
 
@@ -164,12 +172,19 @@ def token() -> None:
 @token.command("create")
 @click.argument("slug")
 @click.option("--name", default="scim", show_default=True, help="A label for the token.")
+@click.option(
+    "--connection",
+    help="The SSO connection whose IdP pushes through this token: no other connection "
+    "trusting its IdP's e-mail may take over the users it creates.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (token, scim_base_url, ...).")
 @click.pass_obj
-def token_create(obj: Context, slug: str, name: str, as_json: bool) -> None:
+def token_create(obj: Context, slug: str, name: str, connection: str | None, as_json: bool) -> None:
     """Create a SCIM token for tenant SLUG. The secret is shown once, stored hashed."""
     settings = obj.settings
-    token_id, secret = _run(_with_store(settings, lambda s: _create_token(s, slug, name)))
+    token_id, secret = _run(
+        _with_store(settings, lambda s: _create_token(s, slug, name, connection))
+    )
     base = scim_base_url(settings, slug)
     if as_json:
         payload = {"id": token_id, "name": name, "token": secret, "scim_base_url": base}
@@ -340,6 +355,7 @@ def _connection_json(settings: Settings, slug: str, found: Any) -> dict[str, Any
         "type": found.type,
         "jit": found.jit,
         "idp_initiated": found.idp_initiated,
+        "trust_email": found.settings.get("trust_email", False),
         "login_url": urls.login_url,
     }
     if found.type == SAML:
@@ -394,6 +410,12 @@ def connection() -> None:
     help="Update users a login created from the attributes of each later login.",
 )
 @click.option("--idp-initiated", is_flag=True, help="SAML: accept IdP-initiated logins.")
+@click.option(
+    "--trust-email",
+    is_flag=True,
+    help="Link a first login to the existing account with its e-mail (if no other "
+    "connection manages it); off: such a login is refused.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON, as `connection show`.")
 @click.pass_obj
 def connection_add(
@@ -414,6 +436,7 @@ def connection_add(
     jit: bool,
     update_profile: bool,
     idp_initiated: bool,
+    trust_email: bool,
     as_json: bool,
 ) -> None:
     """Add connection NAME to tenant SLUG; print the URLs to give the IdP."""
@@ -433,6 +456,7 @@ def connection_add(
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
     public["update_profile"] = update_profile
+    public["trust_email"] = trust_email
 
     async def work(store: ScimStore) -> Any:
         tenant = await _tenant(store, slug)
@@ -457,7 +481,7 @@ def connection_add(
 _IMPORT_KEYS = {
     "name", "type", "metadata_url", "metadata_file", "entity", "entity_id", "sso_url",
     "certificates", "issuer", "client_id", "client_secret", "scopes", "jit", "update_profile",
-    "idp_initiated",
+    "idp_initiated", "trust_email",
 }  # fmt: skip
 
 
@@ -469,8 +493,8 @@ def connection_import(ctx: click.Context, slug: str, file: Path) -> None:
     """Add the connections a JSON file describes to tenant SLUG: a list of objects whose keys
     are `connection add`'s options (name, type, metadata_url, metadata_file, entity,
     entity_id, sso_url, certificates, issuer, client_id, client_secret, scopes, jit,
-    update_profile, idp_initiated); file paths are relative to FILE. Each is added or refused
-    on its own; the command fails if any is refused."""
+    update_profile, idp_initiated, trust_email); file paths are relative to FILE. Each is
+    added or refused on its own; the command fails if any is refused."""
     try:
         entries = json.loads(file.read_text())
     except (OSError, ValueError) as exc:
@@ -509,6 +533,7 @@ def connection_import(ctx: click.Context, slug: str, file: Path) -> None:
                 jit=bool(entry.get("jit", True)),
                 update_profile=bool(entry.get("update_profile", True)),
                 idp_initiated=bool(entry.get("idp_initiated", False)),
+                trust_email=bool(entry.get("trust_email", False)),
                 as_json=True,
             )
         except click.ClickException as exc:

@@ -109,7 +109,9 @@ class Provisioning:
     ) -> dict[str, Any]:
         if resource_type is USER:
             resource, password_hash = await _new_user(body)
-            user = await self.store.create_user(tenant_id, resource, password_hash, self.clock())
+            user = await self.store.create_user(
+                tenant_id, resource, password_hash, self.clock(), self.actor
+            )
             await self._changed(tenant_id, [uuid.UUID(user["id"])])
             return user
         resource = parse_resource(GROUP, normalise_resource(GROUP, body))
@@ -135,7 +137,7 @@ class Provisioning:
             positions.append(len(results))
             results.append(new[0])  # replaced below by what was created
             valid.append(new)
-        created = await self.store.create_users(tenant_id, valid, self.clock())
+        created = await self.store.create_users(tenant_id, valid, self.clock(), self.actor)
         for position, (resource, _), user in zip(positions, valid, created, strict=True):
             results[position] = user or user_name_taken(resource["userName"])
         await self._changed(tenant_id, [uuid.UUID(user["id"]) for user in created if user])

@@ -53,7 +53,7 @@ from sso import oidc, saml
 from sso.connections import OIDC, SAML, connection_urls
 from sso.profile import DEFAULT_FIELDS, FieldMap, profile, profile_update, scim_user
 from storage.audit_store import AuditEntry
-from storage.sso_store import Connection
+from storage.sso_store import Account, Connection
 
 log = logging.getLogger(__name__)
 
@@ -285,9 +285,13 @@ async def _user(
             await _update_profile(request, tenant, connection, linked.user_id, attributes, subject)
         await _recompute_access(request, tenant, connection, linked.user_id)
         return linked.user_id
+    found = profile(attributes, subject, await _fields(request, tenant, connection))
+    if connection.settings.get("trust_email") and found.email:
+        adopted = await _adopt(request, tenant, connection, subject, found.email, attributes)
+        if adopted is not None:
+            return adopted
     if not connection.jit:
         raise LoginRefusedError("no linked user, and just-in-time users are off", subject=subject)
-    found = profile(attributes, subject, await _fields(request, tenant, connection))
     body = scim_user(found.email or subject, found)
     try:
         provisioning = request.config_dict[PROVISIONING].acting(f"sso:{connection.name}")
@@ -303,6 +307,60 @@ async def _user(
     )
     await _recompute_access(request, tenant, connection, user_id)
     return user_id
+
+
+async def _adopt(
+    request: web.Request,
+    tenant: Any,
+    connection: Connection,
+    subject: str,
+    email: str,
+    attributes: Mapping[str, Any],
+) -> uuid.UUID | None:
+    """A connection that trusts its IdP's e-mail links a first login to the account with
+    that e-mail, unless another connection manages the account; None if there is none."""
+    identities = request.config_dict[IDENTITIES]
+    accounts = await identities.accounts_with_email(tenant.id, connection.id, email)
+    if not accounts:
+        return None
+    refusal = _adoption_refusal(accounts, connection, attributes)
+    if refusal is not None:
+        user_id = accounts[0].user_id if len(accounts) == 1 else None
+        raise LoginRefusedError(refusal, subject=subject, user_id=user_id)
+    (account,) = accounts
+    now = request.config_dict[CLOCK]()
+    await identities.link(connection.id, subject, account.user_id, now, claims=attributes)
+    await request.config_dict[AUDIT].record(
+        tenant.id,
+        now,
+        f"sso:{connection.name}",
+        AuditEntry(
+            "identity.linked",
+            f"user:{account.user_id}",
+            {"connection": connection.name, "subject": subject, "by": "email"},
+        ),
+    )
+    await _recompute_access(request, tenant, connection, account.user_id)
+    return account.user_id
+
+
+def _adoption_refusal(
+    accounts: list[Account], connection: Connection, claims: Mapping[str, Any]
+) -> str | None:
+    """Why a first login may not take over the account its e-mail names, if it may not."""
+    if len(accounts) > 1:
+        return "the e-mail names several accounts"
+    (account,) = accounts
+    if claims.get("email_verified") is False:  # OIDC: the provider says it did not check it
+        return "the identity provider has not verified the e-mail"
+    if not account.active:
+        return "user deactivated"
+    if account.linked_here:
+        return "the account is linked to another identity of this connection"
+    other = account.created_by_connection or account.token_connection
+    if other is not None and other != connection.name:
+        return f"the account is managed by connection {other!r}"
+    return None
 
 
 async def _recompute_access(

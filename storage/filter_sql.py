@@ -167,7 +167,7 @@ def _as_json(x: _Scalar) -> ColumnElement[Any]:
     return x.json if x.json is not None else func.to_jsonb(x.native)
 
 
-def _emails_contain(value: str) -> ColumnElement[bool]:
+def emails_contain(value: str) -> ColumnElement[bool]:
     # The expression must read exactly like the index's, `idgate_ci_values(data -> 'emails')`,
     # for the planner to use the index: the key is a literal, not a parameter.
     emails = users.c.data.op("->", return_type=JSONB)(literal_column("'emails'"))
@@ -366,7 +366,7 @@ class _Compiler:
         The test is implied by `exact`, so the conjunction means the same, negated or not."""
         if self.table is not users or resolved.attribute.name != "emails":
             return exact
-        return and_(_emails_contain(value), exact)
+        return and_(emails_contain(value), exact)
 
     # --- relations kept in group_members -------------------------------------------------
 

@@ -235,9 +235,9 @@ _INSERT_USERS = (
     text(
         """
         INSERT INTO users (id, tenant_id, user_name, external_id, display_name, active, data,
-                           password_hash, version, created_at, updated_at)
+                           password_hash, version, created_at, updated_at, created_by)
         SELECT id, :tenant_id, user_name, external_id, display_name, active, data,
-               password_hash, 1, :now, :now
+               password_hash, 1, :now, :now, :created_by
         FROM unnest(:ids, :user_names, :external_ids, :display_names, :actives, :datas,
                     :password_hashes)
              AS n(id, user_name, external_id, display_name, active, data, password_hash)
@@ -255,6 +255,7 @@ _INSERT_USERS = (
         bindparam("actives", type_=ARRAY(Boolean)),
         bindparam("datas", type_=ARRAY(JSONB)),
         bindparam("password_hashes", type_=ARRAY(String)),
+        bindparam("created_by", type_=String),
     )
     .columns(
         column("id", Uuid),
@@ -560,8 +561,16 @@ class ScimStore:
             return [Tenant(r.id, r.slug, r.name, r.created_at, r.settings) for r in rows]
 
     async def create_token(
-        self, tenant: Tenant, token_id: str, name: str, secret_hash: bytes, now: datetime
+        self,
+        tenant: Tenant,
+        token_id: str,
+        name: str,
+        secret_hash: bytes,
+        now: datetime,
+        connection_id: uuid.UUID | None = None,
     ) -> None:
+        """`connection_id`: the SSO connection whose IdP pushes through this token; no other
+        connection may then take over the users it creates by their e-mail."""
         async with self.engine.begin() as conn:
             await conn.execute(
                 insert(scim_tokens).values(
@@ -570,6 +579,7 @@ class ScimStore:
                     name=name,
                     secret_hash=secret_hash,
                     created_at=now,
+                    connection_id=connection_id,
                 )
             )
 
@@ -638,7 +648,9 @@ class ScimStore:
         resource: dict[str, Any],
         password_hash: str | None,
         now: datetime,
+        created_by: str | None = None,
     ) -> dict[str, Any]:
+        """`created_by`: the actor creating the user (`scim:<token id>`, `sso:<connection>`)."""
         user_id = uuid.uuid4()
         # A new user is active unless the client says otherwise. A later PUT or PATCH may
         # unassign `active`; the `active` column then still reads true (not deactivated).
@@ -650,6 +662,7 @@ class ScimStore:
                 "tenant_id": tenant_id,
                 "data": data,
                 "password_hash": password_hash,
+                "created_by": created_by,
                 "version": 1,
                 "created_at": now,
                 "updated_at": now,
@@ -668,6 +681,7 @@ class ScimStore:
         tenant_id: uuid.UUID,
         items: Sequence[tuple[dict[str, Any], str | None]],
         now: datetime,
+        created_by: str | None = None,
     ) -> list[dict[str, Any] | None]:
         """Create several users in one statement, as `create_user` would one by one: each
         (resource, password hash) gives the created user, or None when its userName is
@@ -685,6 +699,7 @@ class ScimStore:
             "actives": [c["active"] for c in columns],
             "datas": datas,
             "password_hashes": [password_hash for _, password_hash in items],
+            "created_by": created_by,
         }
         async with self._statement() as conn:
             rows = {r.id: r for r in await conn.execute(_INSERT_USERS, params)}

@@ -12,14 +12,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, delete, insert, select, update
+from sqlalchemy import Table, Text, delete, func, insert, literal, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from scim.errors import ConflictError
 from storage.database import autocommit, is_unique_violation
+from storage.filter_sql import emails_contain
 from storage.tables import (
+    scim_tokens,
     sso_assertions,
     sso_connections,
     sso_identities,
@@ -269,11 +271,78 @@ class LinkedUser:
     created_by_login: bool  # made just-in-time by a login through this connection
 
 
+@dataclass(frozen=True)
+class Account:
+    """An existing account a first login's e-mail names, and who manages it."""
+
+    user_id: uuid.UUID
+    active: bool
+    linked_here: bool  # already linked to another subject of this connection
+    created_by_connection: str | None  # a connection whose login created it just in time
+    token_connection: str | None  # the connection the SCIM token that created it is tied to
+
+
 class Identities:
     """Links from (connection, subject) to users: how a returning login finds its user."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self.single = autocommit(engine)
+
+    async def accounts_with_email(
+        self, tenant_id: uuid.UUID, connection_id: uuid.UUID, email: str
+    ) -> list[Account]:
+        """The tenant's accounts whose userName or an e-mail is `email` (any case), at most
+        two (more than one is already too many to choose from)."""
+        other = sso_connections.alias("other")
+        creator = sso_identities.alias("creator")
+        token_connection = (
+            select(other.c.name)
+            .select_from(scim_tokens.join(other, other.c.id == scim_tokens.c.connection_id))
+            .where(literal("scim:", Text) + scim_tokens.c.id == users.c.created_by)
+            .scalar_subquery()
+        )
+        created_by_connection = (
+            select(other.c.name)
+            .select_from(creator.join(other, other.c.id == creator.c.connection_id))
+            .where(
+                creator.c.user_id == users.c.id,
+                creator.c.created_user.is_(True),
+                creator.c.connection_id != connection_id,
+            )
+            .limit(1)
+            .scalar_subquery()
+        )
+        linked_here = (
+            select(sso_identities.c.user_id)
+            .where(
+                sso_identities.c.user_id == users.c.id,
+                sso_identities.c.connection_id == connection_id,
+            )
+            .exists()
+        )
+        query = (
+            select(
+                users.c.id,
+                users.c.active,
+                linked_here.label("linked_here"),
+                created_by_connection.label("created_by_connection"),
+                token_connection.label("token_connection"),
+            )
+            .where(
+                users.c.tenant_id == tenant_id,
+                or_(
+                    func.lower(users.c.user_name) == func.lower(literal(email, Text)),
+                    emails_contain(email),
+                ),
+            )
+            .limit(2)
+        )
+        async with self.single.connect() as conn:
+            return [
+                Account(r.id, r.active, r.linked_here, r.created_by_connection, r.token_connection)
+                for r in await conn.execute(query)
+            ]
 
     async def find(
         self,
@@ -344,4 +413,12 @@ def _connection(row: Any) -> Connection:
     )
 
 
-__all__ = ["Connection", "Identities", "LinkedUser", "LoginState", "SsoStore", "TenantValues"]
+__all__ = [
+    "Account",
+    "Connection",
+    "Identities",
+    "LinkedUser",
+    "LoginState",
+    "SsoStore",
+    "TenantValues",
+]

@@ -48,6 +48,8 @@ scim_tokens = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("last_used_at", DateTime(timezone=True)),
     Column("revoked_at", DateTime(timezone=True)),
+    # The connection whose IdP pushes through this token (migration 0012).
+    Column("connection_id", Uuid, ForeignKey("sso_connections.id", ondelete="SET NULL")),
 )
 
 users = Table(
@@ -64,6 +66,7 @@ users = Table(
     Column("version", Integer, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    Column("created_by", Text),  # the actor: scim:<token id> | sso:<connection> (0012)
 )
 
 groups = Table(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -16,8 +17,10 @@ import pytest
 from aiohttp.test_utils import TestClient
 from sqlalchemy import text as sql
 
+from gateway.app import utc_now
 from gateway.auth_api import SESSION_COOKIE
-from gateway.sso_api import LOGIN_COOKIE
+from gateway.sso_api import LOGIN_COOKIE, _adoption_refusal
+from storage.sso_store import Account, Connection
 from tests.conftest import Scim, TenantAccess, user
 from tests.saml_idp import SSO_REDIRECT, KeyPair, TestIdp, idp_xml, key_pair
 from tests.test_cli import _cli
@@ -438,3 +441,64 @@ async def test_mapped_roles_reach_the_product_and_follow_scim_at_once(
     headers = await verified()
     assert headers["X-Idgate-Roles"] == "member"
     assert headers["X-Idgate-Project-Roles"] == ""
+
+
+async def test_a_connection_trusting_the_email_links_the_account_no_other_manages(
+    database_url: str,
+    client: TestClient[Any, Any],
+    tenant: TenantAccess,
+    scim: Scim,
+    tmp_path: Path,
+) -> None:
+    slug = tenant.slug
+    assert (await _cli(database_url, "return-url", "add", slug, HOME)).exit_code == 0
+    trusting = await _connection(
+        database_url, client, tenant, key_pair(tmp_path, "trusting"), tmp_path, "trusting",
+        "--trust-email", "--no-jit",
+    )  # fmt: skip
+    await _connection(database_url, client, tenant, key_pair(tmp_path, "entra"), tmp_path, "entra")
+    # Accounts a SCIM client pushed with a token of no connection, and one pushed for entra.
+    _, kim, _ = await scim.post("/Users", user("kim@corp.example"))
+    _, lee, _ = await scim.post("/Users", user("lee@corp.example"))
+    made = await _cli(database_url, "token", "create", slug, "--connection", "entra", "--json")
+    assert made.exit_code == 0, made.output
+    entra_scim = Scim(client, TenantAccess(tenant.tenant, json.loads(made.output)["token"], ""))
+    _, max_, _ = await entra_scim.post("/Users", user("max@corp.example"))
+
+    # kim: linked by e-mail (case aside), then found by subject like any linked user.
+    first = await trusting.login("00u-kim", {"email": ["Kim@Corp.Example"]})
+    assert first.status == 302, await first.text()
+    assert (await _verify(client, first)).headers["X-Idgate-User"] == kim["id"]
+    again = await trusting.login("00u-kim", {"email": ["kim.new@corp.example"]})
+    assert (await _verify(client, again)).headers["X-Idgate-User"] == kim["id"]
+    # Another subject of the same connection with kim's e-mail does not get kim.
+    assert (await trusting.login("00u-kim-2", {"email": ["kim@corp.example"]})).status == 403
+    # max belongs to entra's directory: refused.
+    assert (await trusting.login("00u-max", {"email": ["max@corp.example"]})).status == 403
+    # A deactivated account is not taken over.
+    off = {"schemas": [PATCH_OP], "Operations": [{"op": "replace", "value": {"active": False}}]}
+    await scim.request("PATCH", f"/Users/{lee['id']}", off)
+    assert (await trusting.login("00u-lee", {"email": ["lee@corp.example"]})).status == 403
+
+    linked = await _audit(database_url, tenant, "--action", "identity.linked")
+    assert [(e["target"], e["details"]["by"]) for e in linked] == [(f"user:{kim['id']}", "email")]
+    reasons = [
+        e["details"]["reason"] for e in await _audit(database_url, tenant, "--action", "login")
+    ]
+    assert reasons == [
+        "user deactivated",
+        "the account is managed by connection 'entra'",
+        "the account is linked to another identity of this connection",
+    ]
+    assert max_["id"] != kim["id"]
+
+
+def test_adoption_needs_one_account_and_an_email_the_provider_checked() -> None:
+    okta = Connection(uuid.uuid4(), uuid.uuid4(), "okta", "oidc", {}, {}, True, False, utc_now())
+    free = Account(uuid.uuid4(), True, False, None, None)
+    assert _adoption_refusal([free], okta, {"email_verified": True}) is None
+    assert _adoption_refusal([free], okta, {}) is None  # SAML: the connection's trust decides
+    assert "not verified" in str(_adoption_refusal([free], okta, {"email_verified": False}))
+    assert "several" in str(_adoption_refusal([free, free], okta, {}))
+    own = Account(uuid.uuid4(), True, False, None, "okta")  # pushed with okta's own token
+    assert _adoption_refusal([own], okta, {}) is None
