@@ -583,7 +583,15 @@ def _acs_request_data(acs_url: str, saml_response: str) -> dict[str, Any]:
 
 def _in_response_to(saml_response: str) -> str | None:
     try:
-        root = OneLogin_Saml2_XML.to_etree(base64.b64decode(saml_response))
+        raw = base64.b64decode(saml_response)
+    except ValueError:
+        raise SamlLoginError("the SAMLResponse is not base64-encoded XML") from None
+    # As for metadata: refused before libxml2 reads it, whose own limits would otherwise
+    # stop an entity expansion first and hide why.
+    if b"<!DOCTYPE" in raw or b"<!ENTITY" in raw:
+        raise SamlLoginError("the Response has a DOCTYPE or entity declarations")
+    try:
+        root = OneLogin_Saml2_XML.to_etree(raw)
     except (DTDForbidden, EntitiesForbidden):
         raise SamlLoginError("the Response has a DOCTYPE or entity declarations") from None
     except (ValueError, etree.LxmlError):
