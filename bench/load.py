@@ -31,6 +31,8 @@ class Scenario:
     # Instead of paths: (method, path, JSON body) triples, one picked at random per request.
     sends: list[tuple[str, str, str]] = field(default_factory=list)
     headers: dict[str, str] = field(default_factory=dict)  # added to every request
+    # GET paths[0], each request with one of these as its Cookie header, picked at random.
+    cookies: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,10 @@ class Load:
                 paths.write("".join(f"{m} {p} {b}\n" for m, p, b in scenario.sends))
                 paths.flush()
                 args = ["send", paths.name, self.token]
+            elif scenario.cookies:
+                paths.write("".join(f"{c}\n" for c in scenario.cookies))
+                paths.flush()
+                args = ["cookie", paths.name, self.token, scenario.paths[0]]
             else:
                 paths.write("\n".join(scenario.paths) + "\n")
                 paths.flush()
@@ -148,6 +154,9 @@ class Load:
                 elif scenario.sends:
                     method, path, sent = random.choice(scenario.sends)
                     response = await session.request(method, base + path, data=sent.encode())
+                elif scenario.cookies:
+                    cookie = {"Cookie": random.choice(scenario.cookies)}
+                    response = await session.get(base + scenario.paths[0], headers=cookie)
                 else:
                     response = await session.get(base + random.choice(scenario.paths))
                 async with response:

@@ -72,9 +72,17 @@ def _wait(server: Server, path: str, headers: dict[str, str], listeners: int) ->
     raise RuntimeError(f"{server.name} did not start; see its log {server.log.name}")
 
 
-def start_gateway(database_url: str, workers: int, log_dir: Path) -> Server:
+def start_gateway(
+    database_url: str, workers: int, log_dir: Path, env: dict[str, str] | None = None
+) -> Server:
+    """`idgate serve`; `env`: more settings (IDGATE_*)."""
     port = free_port()
-    env = {**os.environ, "IDGATE_DATABASE_URL": database_url, "IDGATE_LOG_LEVEL": "WARNING"}
+    env = {
+        **os.environ,
+        "IDGATE_DATABASE_URL": database_url,
+        "IDGATE_LOG_LEVEL": "WARNING",
+        **(env or {}),
+    }
     argv = [str(BIN / "idgate"), "serve", "--workers", str(workers), "--port", str(port)]
     server = _start("idgate", argv, port, log_dir, env)
     _wait(server, "/healthz", {}, workers)

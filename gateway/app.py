@@ -24,6 +24,7 @@ from gateway.keys import (
     OIDC_DIRECTORY,
     PROVISIONING,
     REQUEST_LOG,
+    SESSION_CACHE,
     SESSIONS,
     SETTINGS,
     SSO_STORE,
@@ -35,6 +36,7 @@ from gateway.oidc_client import OidcDirectory
 from gateway.provisioning import Provisioning
 from gateway.request_log import RequestLog, running
 from gateway.scim_api import create_scim_app
+from gateway.session_cache import CHANNEL, SessionCache
 from gateway.settings import Settings
 from gateway.sso_api import create_sso_app
 from gateway.token_cache import TokenCache
@@ -43,6 +45,7 @@ from storage.access_store import AccessStore
 from storage.audit_store import AuditLog
 from storage.database import create_engine
 from storage.key_store import KeyStore
+from storage.notifications import listening
 from storage.request_log import RequestLogStore
 from storage.scim_store import ScimStore
 from storage.session_store import SessionStore
@@ -82,6 +85,7 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now) -> w
         app[STORE] = ScimStore(engine)
         app[SSO_STORE] = SsoStore(engine)
         app[SESSIONS] = SessionStore(engine, DEFAULT_ROLE)
+        app[SESSION_CACHE] = SessionCache(app[SESSIONS], settings.session_cache_seconds)
         app[LOGIN_STATE] = LoginState(engine)
         app[IDENTITIES] = Identities(engine)
         app[TOKEN_ISSUER] = TokenIssuer(KeyStore(engine))
@@ -91,6 +95,17 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now) -> w
         async with contextlib.AsyncExitStack() as stack:
             http = await stack.enter_async_context(aiohttp.ClientSession())
             app[OIDC_DIRECTORY] = OidcDirectory(http)
+            if settings.session_cache_seconds > 0:
+                cache = app[SESSION_CACHE]
+                await stack.enter_async_context(
+                    listening(
+                        settings.database_url,
+                        CHANNEL,
+                        cache.notified,
+                        cache.listener_down,
+                        cache.listener_up,
+                    )
+                )
             if settings.request_log_days > 0:
                 app[REQUEST_LOG] = RequestLog(
                     RequestLogStore(engine),

@@ -4,7 +4,9 @@ nginx `auth_request`, Traefik `forwardAuth` and Envoy `ext_authz`, and `POST /au
 `/auth/verify` answers 200 with the user in `X-Idgate-*` headers when the request carries a
 live session cookie, else 401. A session is live until it is logged out, reaches its
 absolute lifetime, stays idle too long, or its user is deactivated (SCIM `active: false`):
-each of those is decided in the one statement that reads the session.
+each of those is decided in the one statement that reads the session, whose answer each
+process keeps for a moment (`gateway.session_cache`, dropped as soon as the database says
+it may have changed).
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from urllib.parse import quote
 from aiohttp import web
 
 from gateway.credentials import hash_token
-from gateway.keys import CLOCK, SESSIONS, SETTINGS, TOKEN_ISSUER
+from gateway.keys import CLOCK, SESSION_CACHE, SETTINGS, TOKEN_ISSUER
 from sso import tokens
 
 SESSION_COOKIE = "idgate_session"
@@ -35,7 +37,7 @@ async def verify(request: web.Request) -> web.Response:
     secret_hash = _secret(request)
     settings = request.config_dict[SETTINGS]
     found = (
-        await request.config_dict[SESSIONS].check(
+        await request.config_dict[SESSION_CACHE].check(
             secret_hash, request.config_dict[CLOCK](), settings.session_touch_seconds
         )
         if secret_hash
@@ -65,7 +67,9 @@ async def token(request: web.Request) -> web.Response:
     secret_hash = _secret(request)
     settings, now = request.config_dict[SETTINGS], request.config_dict[CLOCK]()
     found = (
-        await request.config_dict[SESSIONS].check(secret_hash, now, settings.session_touch_seconds)
+        await request.config_dict[SESSION_CACHE].check(
+            secret_hash, now, settings.session_touch_seconds
+        )
         if secret_hash
         else None
     )
@@ -95,7 +99,7 @@ async def jwks(request: web.Request) -> web.Response:
 async def logout(request: web.Request) -> web.Response:
     secret_hash = _secret(request)
     if secret_hash:
-        await request.config_dict[SESSIONS].revoke(secret_hash, request.config_dict[CLOCK]())
+        await request.config_dict[SESSION_CACHE].revoke(secret_hash, request.config_dict[CLOCK]())
     response = web.Response(status=204, headers=_NO_STORE)
     response.del_cookie(SESSION_COOKIE, path="/")
     return response

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.access import Access
 from gateway.provisioning import Provisioning
+from gateway.session_cache import SessionCache
 from gateway.settings import Settings
 from gateway.token_cache import TokenCache
 from storage.audit_store import AuditLog
@@ -29,6 +30,7 @@ ENGINE = web.AppKey("engine", AsyncEngine)
 STORE = web.AppKey("store", ScimStore)
 SSO_STORE = web.AppKey("sso_store", SsoStore)
 SESSIONS = web.AppKey("sessions", SessionStore)
+SESSION_CACHE = web.AppKey("session_cache", SessionCache)
 LOGIN_STATE = web.AppKey("login_state", LoginState)
 IDENTITIES = web.AppKey("identities", Identities)
 OIDC_DIRECTORY: web.AppKey[OidcDirectory] = web.AppKey("oidc_directory")

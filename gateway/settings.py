@@ -84,6 +84,14 @@ class Settings(BaseModel):
         description="A session's last-seen time is written at most this often (the idle "
         "timeout is exact to within it).",
     )
+    session_cache_seconds: float = Field(
+        1.0,
+        ge=0,
+        description="Each process keeps checked sessions for `/auth/verify` this long at most; "
+        "the database tells every process at once when a session, its user, roles or groups "
+        "change (LISTEN/NOTIFY), so a copy is dropped as soon as it may be stale. 0: ask the "
+        "database on every request.",
+    )
     identity_token_seconds: int = Field(
         300, ge=30, le=3600, description="Lifetime of the JWTs `/auth/token` hands out."
     )

@@ -48,6 +48,17 @@ class SessionUser:
     groups: tuple[str, ...]  # display names of the user's groups (SCIM and product groups)
     roles: tuple[str, ...]  # organisation roles: every grant's, else the tenant's default role
     project_roles: tuple[tuple[str, str], ...]  # (project, role)
+    # How long it stays live, for whoever keeps it (`gateway.session_cache`).
+    tenant_id: uuid.UUID
+    last_seen_at: datetime
+    idle_seconds: int
+    expires_at: datetime
+
+    def live_at(self, now: datetime) -> bool:
+        """Whether neither the lifetime nor the idle limit has passed at `now` (as far as
+        this copy knows: a logout or deactivation since it was read is not in it)."""
+        idle = (now - self.last_seen_at).total_seconds()
+        return now < self.expires_at and idle < self.idle_seconds
 
 
 _NOW = bindparam("now", type_=DateTime(timezone=True))
@@ -79,7 +90,10 @@ _user_project_roles = (
 _LIVE = (
     select(
         sessions.c.user_id,
+        sessions.c.tenant_id,
         sessions.c.last_seen_at,
+        sessions.c.idle_seconds,
+        sessions.c.expires_at,
         tenants.c.slug,
         users.c.user_name,
         users.c.data["emails"].label("emails"),
@@ -156,12 +170,14 @@ class SessionStore:
             ).one_or_none()
             if row is None:
                 return None
-            if (now - row.last_seen_at).total_seconds() > touch_after:
+            last_seen = row.last_seen_at
+            if (now - last_seen).total_seconds() > touch_after:
                 await conn.execute(
                     update(sessions)
                     .where(sessions.c.secret_hash == secret_hash)
                     .values(last_seen_at=now)
                 )
+                last_seen = now
         return SessionUser(
             row.user_id,
             row.slug,
@@ -170,6 +186,10 @@ class SessionStore:
             tuple(sorted(set(row.groups))),
             tuple(sorted(row.roles)) or (row.default_role or self.default_role,),
             tuple(sorted((project, role) for project, role in row.project_roles)),
+            row.tenant_id,
+            last_seen,
+            row.idle_seconds,
+            row.expires_at,
         )
 
     async def revoke(self, secret_hash: bytes, now: datetime) -> bool:

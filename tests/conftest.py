@@ -67,9 +67,14 @@ def database_url() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def settings(database_url: str) -> Settings:
-    # Token checks hit the database every time, so revocation tests see it at once;
-    # tests/test_token_cache.py covers the cache.
-    return Settings(database_url=database_url, public_url="http://scim.test", token_cache_seconds=0)
+    # Token and session checks hit the database every time, so revocation tests see it at
+    # once; tests/test_token_cache.py and tests/test_session_cache.py cover the caches.
+    return Settings(
+        database_url=database_url,
+        public_url="http://scim.test",
+        token_cache_seconds=0,
+        session_cache_seconds=0,
+    )
 
 
 @pytest.fixture(scope="session")

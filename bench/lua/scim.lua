@@ -3,6 +3,8 @@
 --   wrk ... -s scim.lua URL -- post PATH TOKEN PREFIX    POST a user with a new userName
 --   wrk ... -s scim.lua URL -- send FILE TOKEN           send a random line of FILE, each
 --                                                        "METHOD PATH BODY" (BODY: one line)
+--   wrk ... -s scim.lua URL -- cookie FILE TOKEN PATH    GET PATH with a random line of FILE
+--                                                        as the Cookie header
 -- done() prints one line "BENCH_RESULT {json}" (and "BENCH_ERROR ..." for the first non-2xx)
 -- that bench/load.py reads.
 
@@ -38,6 +40,17 @@ function init(args)
       sends[#sends + 1] = {method, target, body ~= "" and body or nil}
     end
     wrk.headers["Content-Type"] = "application/scim+json"
+  elseif mode == "cookie" then
+    path = args[4]
+    requests = {}
+    for line in io.lines(args[2]) do
+      local headers = {}
+      for k, v in pairs(wrk.headers) do
+        headers[k] = v
+      end
+      headers["Cookie"] = line
+      requests[#requests + 1] = wrk.format("GET", path, headers)
+    end
   else
     path = args[2]
     prefix = args[4] .. "-" .. thread_id .. "-"
@@ -49,6 +62,9 @@ end
 function request()
   if mode == "get" then
     return wrk.format("GET", paths[math.random(#paths)])
+  end
+  if mode == "cookie" then
+    return requests[math.random(#requests)]
   end
   if mode == "send" then
     local pick = sends[math.random(#sends)]
