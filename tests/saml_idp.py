@@ -8,6 +8,7 @@ import base64
 import datetime as dt
 import warnings
 from collections.abc import Sequence
+from copy import deepcopy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.oid import NameOID
+from lxml import etree
 from saml2 import BINDING_HTTP_REDIRECT, saml
 from saml2.attribute_converter import AttributeConverter
 from saml2.authn_context import PASSWORDPROTECTEDTRANSPORT as AUTHN_PASSWORD_PROTECTED
@@ -208,3 +210,42 @@ class TestIdp:
             **kwargs,
         )
         return base64.b64encode(str(response).encode()).decode()
+
+
+# --- altering an answer, for the attacks the tests replay -------------------------------------
+
+NS = {
+    "samlp": "urn:oasis:names:tc:SAML:2.0:protocol",
+    "saml": "urn:oasis:names:tc:SAML:2.0:assertion",
+    "ds": "http://www.w3.org/2000/09/xmldsig#",
+    "md": "urn:oasis:names:tc:SAML:2.0:metadata",
+}
+
+
+def parse_answer(answer: str) -> etree._Element:
+    """The XML of a base64 SAMLResponse."""
+    return etree.fromstring(base64.b64decode(answer))
+
+
+def encode_answer(root: etree._Element | bytes) -> str:
+    raw = root if isinstance(root, bytes) else etree.tostring(root)
+    return base64.b64encode(raw).decode()
+
+
+def wrapped(answer: str, name_id: str, *, inside: bool) -> str:
+    """Signature wrapping (XSW): the signed assertion kept, and a forged unsigned copy naming
+    `name_id` put before it, or (`inside`) wrapped around it and taking its place."""
+    root = parse_answer(answer)
+    signed = root.find("saml:Assertion", NS)
+    assert signed is not None
+    evil = deepcopy(signed)
+    evil.set("ID", "id-evil")
+    evil.remove(evil.find("ds:Signature", NS))
+    evil_name_id = evil.find("saml:Subject/saml:NameID", NS)
+    assert evil_name_id is not None
+    evil_name_id.text = name_id
+    signed.addprevious(evil)
+    if inside:
+        evil.append(signed)
+    assert len(root.findall(".//saml:Assertion", NS)) == 2
+    return encode_answer(root)

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-from copy import deepcopy
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from lxml import etree
 from saml2 import BINDING_HTTP_REDIRECT
 from saml2.xmldsig import DIGEST_SHA1, SIG_RSA_SHA1
 
@@ -26,7 +24,19 @@ from sso.saml import (
     process_response,
     sp_metadata,
 )
-from tests.saml_idp import IDP, NOW, SSO_REDIRECT, KeyPair, TestIdp, idp_xml, key_pair
+from tests.saml_idp import (
+    IDP,
+    NOW,
+    NS,
+    SSO_REDIRECT,
+    KeyPair,
+    TestIdp,
+    encode_answer,
+    idp_xml,
+    key_pair,
+    parse_answer,
+    wrapped,
+)
 
 SP = "https://id.example/sso/acme/okta/metadata"
 ACS = "https://id.example/sso/acme/okta/acs"
@@ -34,11 +44,6 @@ OTHER_SP = "https://other.example/saml/metadata"
 EMAIL_CLAIM = "http://schemas.xmlsoap.org/ws/2005/05/identity/claims/emailaddress"
 JANE = "jane@corp.example"
 IDENTITY = {EMAIL_CLAIM: [JANE], "email": [JANE], "groups": ["admins", "staff"]}
-NS = {
-    "samlp": "urn:oasis:names:tc:SAML:2.0:protocol",
-    "saml": "urn:oasis:names:tc:SAML:2.0:assertion",
-    "ds": "http://www.w3.org/2000/09/xmldsig#",
-}
 
 
 @pytest.fixture(scope="module")
@@ -70,15 +75,6 @@ def idp(keys: tuple[KeyPair, ...]) -> IdpMetadata:
 @pytest.fixture(scope="module")
 def server(keys: tuple[KeyPair, ...], sps: list[str]) -> TestIdp:
     return TestIdp(keys[0], sps)
-
-
-def _xml(response: str) -> etree._Element:
-    return etree.fromstring(base64.b64decode(response))
-
-
-def _b64(root: etree._Element | bytes) -> str:
-    raw = root if isinstance(root, bytes) else etree.tostring(root)
-    return base64.b64encode(raw).decode()
 
 
 def _login(
@@ -133,7 +129,7 @@ def test_a_good_login(server: TestIdp, sp: SamlSp, idp: IdpMetadata) -> None:
     request_id, response = _login(server, sp, idp)
     before = dt.datetime.now(dt.UTC)
     identity = process_response(sp, idp, response, request_id=request_id, allow_unsolicited=False)
-    assertion = _xml(response).find("saml:Assertion", NS)
+    assertion = parse_answer(response).find("saml:Assertion", NS)
     assert assertion is not None
     assert identity == ExternalIdentity(
         subject=JANE,
@@ -154,7 +150,7 @@ def test_a_good_login(server: TestIdp, sp: SamlSp, idp: IdpMetadata) -> None:
 
 def test_an_encrypted_assertion_is_decrypted(server: TestIdp, sp: SamlSp, idp: IdpMetadata) -> None:
     request_id, response = _login(server, sp, idp, encrypt_assertion=True)
-    root = _xml(response)
+    root = parse_answer(response)
     assert root.find("saml:EncryptedAssertion", NS) is not None
     assert root.find("saml:Assertion", NS) is None
     identity = process_response(sp, idp, response, request_id=request_id, allow_unsolicited=False)
@@ -177,7 +173,7 @@ def test_an_unsolicited_response_is_accepted_when_allowed(
     server: TestIdp, sp: SamlSp, idp: IdpMetadata
 ) -> None:
     _, response = _login(server, sp, idp, in_response_to=None)
-    assert _xml(response).get("InResponseTo") is None
+    assert parse_answer(response).get("InResponseTo") is None
     identity = process_response(sp, idp, response, request_id=None, allow_unsolicited=True)
     assert (identity.subject, identity.in_response_to) == (JANE, None)
 
@@ -196,7 +192,7 @@ def test_an_unsigned_assertion_is_refused(
     request_id, response = _login(
         server, sp, idp, sign_assertion=False, sign_response=sign_response
     )
-    assert _xml(response).find("saml:Assertion/ds:Signature", NS) is None
+    assert parse_answer(response).find("saml:Assertion/ds:Signature", NS) is None
     _refused(sp, idp, response, request_id, "not signed|No Signature")
 
 
@@ -216,7 +212,7 @@ def test_a_response_for_another_acs_is_refused(
 ) -> None:
     # ACS + "-other" starts with our ACS URL, which is all python3-saml compares.
     request_id, response = _login(server, sp, idp, destination=destination)
-    assert _xml(response).get("Destination") == destination
+    assert parse_answer(response).get("Destination") == destination
     _refused(sp, idp, response, request_id, "received at|is for")
 
 
@@ -225,9 +221,9 @@ def test_a_recipient_that_only_contains_our_acs_is_refused(
 ) -> None:
     # No Destination, and a Recipient holding our ACS URL: python3-saml accepts both.
     request_id, response = _login(server, sp, idp, destination=ACS + "?next=x")
-    root = _xml(response)
+    root = parse_answer(response)
     del root.attrib["Destination"]
-    _refused(sp, idp, _b64(root), request_id, "no bearer SubjectConfirmationData")
+    _refused(sp, idp, encode_answer(root), request_id, "no bearer SubjectConfirmationData")
 
 
 def test_an_expired_assertion_is_refused(
@@ -274,10 +270,10 @@ def test_a_response_with_its_in_response_to_removed_is_refused(
     # The Response's InResponseTo is not signed; the assertion's confirmation still names
     # the request, so the response cannot pass as unsolicited.
     _, response = _login(server, sp, idp)
-    root = _xml(response)
+    root = parse_answer(response)
     del root.attrib["InResponseTo"]
     with pytest.raises(SamlLoginError, match="no bearer SubjectConfirmationData"):
-        process_response(sp, idp, _b64(root), request_id=None, allow_unsolicited=True)
+        process_response(sp, idp, encode_answer(root), request_id=None, allow_unsolicited=True)
 
 
 def test_a_response_signed_by_an_unknown_key_is_refused(
@@ -289,11 +285,11 @@ def test_a_response_signed_by_an_unknown_key_is_refused(
 
 def test_a_tampered_name_id_is_refused(server: TestIdp, sp: SamlSp, idp: IdpMetadata) -> None:
     request_id, response = _login(server, sp, idp)
-    root = _xml(response)
+    root = parse_answer(response)
     name_id = root.find("saml:Assertion/saml:Subject/saml:NameID", NS)
     assert name_id is not None and name_id.text == JANE
     name_id.text = "admin@corp.example"
-    _refused(sp, idp, _b64(root), request_id, "Signature validation failed")
+    _refused(sp, idp, encode_answer(root), request_id, "Signature validation failed")
 
 
 @pytest.mark.parametrize("wrap", ["before", "inside"])
@@ -301,22 +297,10 @@ def test_signature_wrapping_is_refused(
     server: TestIdp, sp: SamlSp, idp: IdpMetadata, wrap: str
 ) -> None:
     request_id, response = _login(server, sp, idp)
-    root = _xml(response)
-    signed = root.find("saml:Assertion", NS)
-    assert signed is not None
-    evil = deepcopy(signed)
-    evil.set("ID", "id-evil")
-    evil.remove(evil.find("ds:Signature", NS))
-    evil_name_id = evil.find("saml:Subject/saml:NameID", NS)
-    assert evil_name_id is not None
-    evil_name_id.text = "admin@corp.example"
-    if wrap == "before":  # the forged assertion first, the signed one after it
-        signed.addprevious(evil)
-    else:  # the signed assertion hidden inside the forged one, which takes its place
-        signed.addprevious(evil)
-        evil.append(signed)
-    assert len(root.findall(".//saml:Assertion", NS)) == 2
-    _refused(sp, idp, _b64(root), request_id, "must contain 1 assertion")
+    # "before": the forged assertion first, the signed one after it; "inside": the signed
+    # assertion hidden inside the forged one, which takes its place.
+    forged = wrapped(response, "admin@corp.example", inside=wrap == "inside")
+    _refused(sp, idp, forged, request_id, "must contain 1 assertion")
 
 
 def test_a_comment_in_the_name_id_does_not_cut_it(
@@ -329,7 +313,7 @@ def test_a_comment_in_the_name_id_does_not_cut_it(
     )
     assert injected.count(b"<!---->") == 1
     identity = process_response(
-        sp, idp, _b64(injected), request_id=request_id, allow_unsolicited=False
+        sp, idp, encode_answer(injected), request_id=request_id, allow_unsolicited=False
     )
     assert identity.subject == JANE + ".evil.example"
 

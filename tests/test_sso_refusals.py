@@ -11,7 +11,6 @@ import datetime as dt
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from copy import deepcopy
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,16 +24,10 @@ from saml2.xmldsig import DIGEST_SHA1, SIG_RSA_SHA1
 from gateway.auth_api import SESSION_COOKIE
 from sso.saml import sp_metadata
 from tests.conftest import Scim, TenantAccess
-from tests.saml_idp import KeyPair, TestIdp, key_pair
+from tests.saml_idp import NS, KeyPair, TestIdp, encode_answer, key_pair, parse_answer, wrapped
 from tests.test_cli import _cli
 from tests.test_sso_login import HOME, JANE, Login, _audit, _connection, _verify
 
-NS = {
-    "samlp": "urn:oasis:names:tc:SAML:2.0:protocol",
-    "saml": "urn:oasis:names:tc:SAML:2.0:assertion",
-    "ds": "http://www.w3.org/2000/09/xmldsig#",
-    "md": "urn:oasis:names:tc:SAML:2.0:metadata",
-}
 ADMIN = "00u-admin"
 
 
@@ -86,15 +79,6 @@ class Scene:
         )
 
 
-def _xml(answer: str) -> etree._Element:
-    return etree.fromstring(base64.b64decode(answer))
-
-
-def _b64(root: etree._Element | bytes) -> str:
-    raw = root if isinstance(root, bytes) else etree.tostring(root)
-    return base64.b64encode(raw).decode()
-
-
 def _recipient(url: str) -> dict[str, Any]:
     """pysaml2's `farg`: a bearer confirmation for Recipient `url` (InResponseTo as usual)."""
     confirmation = {"method": saml.SCM_BEARER, "subject_confirmation_data": {"recipient": url}}
@@ -132,7 +116,7 @@ def _idp_clock(shift: dt.timedelta) -> Iterator[None]:
 
 def _unsigned(scene: Scene) -> str:
     answer = scene.answer(sign_assertion=False)
-    root = _xml(answer)
+    root = parse_answer(answer)
     assert root.find("ds:Signature", NS) is None
     assert root.find("saml:Assertion/ds:Signature", NS) is None
     return answer
@@ -140,7 +124,7 @@ def _unsigned(scene: Scene) -> str:
 
 def _unsigned_in_a_signed_response(scene: Scene) -> str:
     answer = scene.answer(sign_assertion=False, sign_response=True)
-    root = _xml(answer)
+    root = parse_answer(answer)
     assert root.find("ds:Signature", NS) is not None
     assert root.find("saml:Assertion/ds:Signature", NS) is None
     return answer
@@ -151,27 +135,12 @@ def _unknown_key(scene: Scene) -> str:
 
 
 def _wrapped(scene: Scene, *, inside: bool) -> str:
-    """The signed assertion kept, and a forged unsigned copy naming another subject put
-    before it (or wrapped around it)."""
-    root = _xml(scene.answer())
-    signed = root.find("saml:Assertion", NS)
-    assert signed is not None
-    evil = deepcopy(signed)
-    evil.set("ID", "id-evil")
-    evil.remove(evil.find("ds:Signature", NS))
-    evil_name_id = evil.find("saml:Subject/saml:NameID", NS)
-    assert evil_name_id is not None
-    evil_name_id.text = ADMIN
-    signed.addprevious(evil)
-    if inside:
-        evil.append(signed)
-    assert len(root.findall(".//saml:Assertion", NS)) == 2
-    return _b64(root)
+    return wrapped(scene.answer(), ADMIN, inside=inside)
 
 
 def _no_in_response_to(scene: Scene) -> str:
     answer = scene.answer(in_response_to=None)
-    assert _xml(answer).get("InResponseTo") is None
+    assert parse_answer(answer).get("InResponseTo") is None
     return answer
 
 
@@ -192,7 +161,7 @@ def _other_audience(scene: Scene) -> str:
         sp_metadata(entity_id=other, acs_url=scene.acs, certificate_pem=scene.sp_certificate),
     ]
     answer = scene.answer(TestIdp(scene.signing, sps), sp_entity_id=other)
-    audience = _xml(answer).find(".//saml:Audience", NS)
+    audience = parse_answer(answer).find(".//saml:Audience", NS)
     assert audience is not None and audience.text == other
     return answer
 
@@ -200,7 +169,7 @@ def _other_audience(scene: Scene) -> str:
 def _other_recipient(url: Callable[[str], str]) -> Callable[[Scene], str]:
     def forge(scene: Scene) -> str:
         answer = scene.answer(farg=_recipient(url(scene.acs)))
-        root = _xml(answer)
+        root = parse_answer(answer)
         assert root.get("Destination") == scene.acs
         found = root.find(".//saml:SubjectConfirmationData", NS)
         assert found is not None and found.get("Recipient") == url(scene.acs)
@@ -212,7 +181,7 @@ def _other_recipient(url: Callable[[str], str]) -> Callable[[Scene], str]:
 def _other_destination(url: Callable[[str], str]) -> Callable[[Scene], str]:
     def forge(scene: Scene) -> str:
         answer = scene.answer(destination=url(scene.acs), farg=_recipient(scene.acs))
-        root = _xml(answer)
+        root = parse_answer(answer)
         assert root.get("Destination") == url(scene.acs)
         found = root.find(".//saml:SubjectConfirmationData", NS)
         assert found is not None and found.get("Recipient") == scene.acs
@@ -223,14 +192,14 @@ def _other_destination(url: Callable[[str], str]) -> Callable[[Scene], str]:
 
 def _other_issuer(scene: Scene) -> str:
     answer = scene.answer(issuer="https://evil.example/idp")
-    issuer = _xml(answer).find("saml:Assertion/saml:Issuer", NS)
+    issuer = parse_answer(answer).find("saml:Assertion/saml:Issuer", NS)
     assert issuer is not None and issuer.text == "https://evil.example/idp"
     return answer
 
 
 def _sha1(scene: Scene) -> str:
     answer = scene.answer(sign_alg=SIG_RSA_SHA1, digest_alg=DIGEST_SHA1)
-    method = _xml(answer).find(".//ds:SignatureMethod", NS)
+    method = parse_answer(answer).find(".//ds:SignatureMethod", NS)
     assert method is not None and method.get("Algorithm") == SIG_RSA_SHA1
     return answer
 
@@ -297,8 +266,8 @@ REFUSED = [
     ),
     _case(_other_issuer, "Invalid issuer", "other Issuer"),
     _case(_sha1, "Deprecated signature algorithm", "SHA-1 signature"),
-    _case(lambda s: _b64(EXTERNAL_ENTITY), "has a DOCTYPE", "external entity"),
-    _case(lambda s: _b64(ENTITY_EXPANSION), "has a DOCTYPE", "entity expansion"),
+    _case(lambda s: encode_answer(EXTERNAL_ENTITY), "has a DOCTYPE", "external entity"),
+    _case(lambda s: encode_answer(ENTITY_EXPANSION), "has a DOCTYPE", "entity expansion"),
 ]
 
 
@@ -355,7 +324,7 @@ async def test_a_comment_in_the_name_id_logs_in_the_whole_name_id(
     injected = raw.replace(f">{whole}<".encode(), f">{head}<!---->.evil.example<".encode())
     assert injected.count(b"<!---->") == 1
 
-    resp = await okta.post(_b64(injected), relay_state)
+    resp = await okta.post(encode_answer(injected), relay_state)
     assert resp.status == 302, await resp.text()
     verified = await _verify(okta.client, resp)
     assert verified.headers["X-Idgate-Email"] == whole
