@@ -29,6 +29,7 @@ from sso.mapping import (
     empty_mapping,
     parse_mapping,
     subject_attributes,
+    to_document,
 )
 from sso.mapping import Mapping as Rules
 from sso.profile import profile
@@ -44,7 +45,7 @@ from storage.access_store import (
 )
 from storage.scim_store import GIVEN_ROLE_TYPES
 
-_BATCH = 2000
+_BATCH = 500  # users per transaction (each holds one advisory lock per user)
 
 
 def catalogue(names: CatalogueNames) -> Catalogue:
@@ -87,12 +88,16 @@ def pushed_roles(scim_user: Mapping[str, Any]) -> list[str]:
         for e in entries
         if isinstance(e, dict)
         and isinstance(e.get("value"), str)
-        and e.get("type") not in GIVEN_ROLE_TYPES
+        and str(e.get("type")).lower() not in GIVEN_ROLE_TYPES
     ]
 
 
 def desired(rules: Rules, row: SubjectRow) -> tuple[Desired, Assignment]:
+    """What the rules give the user (nothing while deactivated or blocked: the grants are
+    suspended, and come back when the user does), and the rules' explanation."""
     assignment = assign(rules, subject(rules, row))
+    if not row.enabled:
+        return Desired((), {}), assignment
     grants = assignment.grants
     roles = [GrantRow(None, g.target, MAPPED, g.rules) for g in grants if g.kind == "role"]
     roles += [
@@ -120,12 +125,13 @@ class Access:
     async def recompute(
         self, tenant_id: uuid.UUID, user_ids: Iterable[uuid.UUID], actor: str
     ) -> int:
-        """Recompute these users' grants; the number of changes made."""
+        """Recompute these users' grants (`_BATCH` per transaction); the changes made."""
         ids = sorted(set(user_ids))
-        if not ids:
-            return 0
-        async with self.store.recomputing(tenant_id) as tx:
-            return await self._recompute(tx, ids, actor)
+        changes = 0
+        for start in range(0, len(ids), _BATCH):
+            async with self.store.recomputing(tenant_id) as tx:
+                changes += await self._recompute(tx, ids[start : start + _BATCH], actor)
+        return changes
 
     async def _recompute(self, tx: Recomputation, ids: list[uuid.UUID], actor: str) -> int:
         document = await tx.document()
@@ -143,22 +149,22 @@ class Access:
         recompute every user; (users recomputed, changes made). A document that does not
         validate raises `sso.mapping.MappingError` and changes nothing."""
         if document is not None:
-            parse_mapping(document, catalogue(await self.store.catalogue(tenant_id)))
+            # Stored as parsed: canonical names, every default filled in.
+            rules = parse_mapping(document, catalogue(await self.store.catalogue(tenant_id)))
+            document = to_document(rules)
         await self.store.set_document(tenant_id, document, self.clock())
-        return await self.recompute_all(tenant_id, actor, clear=document is None)
+        return await self.recompute_all(tenant_id, actor)
 
-    async def recompute_all(
-        self, tenant_id: uuid.UUID, actor: str, *, clear: bool = False
-    ) -> tuple[int, int]:
+    async def recompute_all(self, tenant_id: uuid.UUID, actor: str) -> tuple[int, int]:
         """Recompute every user of the tenant, in batches of users (each its own
-        transaction); (users recomputed, changes made). `clear`: there are no rules, so
-        remove every mapped and SCIM grant."""
+        transaction); (users recomputed, changes made). Without rules, every mapped and
+        SCIM grant is removed (finishing a `mapping clear` that stopped half-way)."""
         users = changes = 0
         after: uuid.UUID | None = None
         while ids := await self.store.user_ids(tenant_id, after, _BATCH):
             after = ids[-1]
             async with self.store.recomputing(tenant_id) as tx:
-                if clear:
+                if await tx.document() is None:
                     rows = await tx.subjects(ids)
                     empty = Desired((), {})
                     changes += len(
@@ -191,7 +197,7 @@ class Access:
         """What the rules would give someone logging in with these claims (through
         `connection`, if named) who has no SCIM attributes or groups."""
         rules = await self.rules(tenant_id) or empty_mapping(DEFAULT_ROLE)
-        row = SubjectRow(uuid.UUID(int=0), {}, ((connection or "", dict(claims)),), ())
+        row = SubjectRow(uuid.UUID(int=0), {}, True, ((connection or "", dict(claims)),), ())
         found = subject(rules, row)
         if connection is None:
             found = Subject(found.attributes, found.groups, frozenset())

@@ -11,14 +11,16 @@ import orjson
 from aiohttp import web
 from sqlalchemy import text
 
-from gateway import auth_api
+from gateway import auth_api, events_api
 from gateway.access import Access
 from gateway.identity_tokens import TokenIssuer
 from gateway.keys import (
     ACCESS,
+    API_KEYS,
     AUDIT,
     CLOCK,
     ENGINE,
+    EVENTS,
     IDENTITIES,
     LOGIN_STATE,
     OIDC_DIRECTORY,
@@ -40,16 +42,20 @@ from gateway.session_cache import CHANNEL, SessionCache
 from gateway.settings import Settings
 from gateway.sso_api import create_sso_app
 from gateway.token_cache import TokenCache
+from gateway.webhooks import EVENTS_CHANNEL, WebhookWorker, delivering
 from sso.mapping import DEFAULT_ROLE
 from storage.access_store import AccessStore
+from storage.api_key_store import ApiKeyStore
 from storage.audit_store import AuditLog
 from storage.database import create_engine
+from storage.event_store import EventStore
 from storage.key_store import KeyStore
 from storage.notifications import listening
 from storage.request_log import RequestLogStore
 from storage.scim_store import ScimStore
 from storage.session_store import SessionStore
 from storage.sso_store import Identities, LoginState, SsoStore
+from storage.webhook_store import WebhookStore
 
 
 def utc_now() -> datetime:
@@ -91,10 +97,30 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now) -> w
         app[TOKEN_ISSUER] = TokenIssuer(KeyStore(engine))
         app[ACCESS] = Access(AccessStore(engine), clock)
         app[AUDIT] = AuditLog(engine)
+        app[API_KEYS] = ApiKeyStore(engine)
+        app[EVENTS] = EventStore(engine)
         app[PROVISIONING] = Provisioning(app[STORE], clock, app[ACCESS])
         async with contextlib.AsyncExitStack() as stack:
             http = await stack.enter_async_context(aiohttp.ClientSession())
             app[OIDC_DIRECTORY] = OidcDirectory(http)
+            if settings.webhook_delivery:
+                worker = WebhookWorker(
+                    WebhookStore(engine),
+                    http,
+                    clock,
+                    batch=settings.webhook_batch,
+                    timeout=settings.webhook_timeout_seconds,
+                )
+                await stack.enter_async_context(
+                    listening(
+                        settings.database_url,
+                        EVENTS_CHANNEL,
+                        lambda _tenant: worker.wake.set(),
+                        lambda: None,
+                        worker.wake.set,
+                    )
+                )
+                await stack.enter_async_context(delivering(worker))
             if settings.session_cache_seconds > 0:
                 cache = app[SESSION_CACHE]
                 await stack.enter_async_context(
@@ -124,5 +150,6 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now) -> w
     app.router.add_get("/readyz", readyz)
     app.add_subapp("/scim/v2", scim)
     auth_api.add_routes(app)
+    events_api.add_routes(app)
     app.add_subapp("/sso", create_sso_app())
     return app

@@ -20,9 +20,11 @@ from typing import Any
 import click
 from aiohttp import web
 
+from gateway.access import Access
 from gateway.app import create_app, utc_now
 from gateway.cli_access import audit, group_add_member, mapping, project, role
 from gateway.cli_base import Context, _run, _tenant, _with_store
+from gateway.cli_events import api_key, events, webhook
 from gateway.credentials import new_token
 from gateway.settings import Settings
 from scim.errors import ConflictError
@@ -38,6 +40,7 @@ from sso.connections import (
     oidc_settings,
 )
 from storage import migrate as migrations
+from storage.access_store import AccessStore
 from storage.database import create_engine
 from storage.key_store import KeyStore, SigningKey
 from storage.request_log import RequestLogStore
@@ -628,11 +631,16 @@ def connection_refresh(obj: Context, slug: str, name: str) -> None:
 @click.argument("name")
 @click.pass_obj
 def connection_remove(obj: Context, slug: str, name: str) -> None:
-    """Remove connection NAME of tenant SLUG; logins through it stop at once."""
+    """Remove connection NAME of tenant SLUG; logins through it stop at once, and what the
+    mapping rules gave from its logins' claims is taken back."""
 
     async def work(store: ScimStore) -> bool:
         tenant = await _tenant(store, slug)
-        return await SsoStore(store.engine).remove_connection(tenant.id, name)
+        linked = await SsoStore(store.engine).remove_connection(tenant.id, name)
+        if linked is None:
+            return False
+        await Access(AccessStore(store.engine), utc_now).recompute(tenant.id, linked, "cli")
+        return True
 
     if not _run(_with_store(obj.settings, work)):
         raise click.ClickException(f"tenant {slug} has no connection {name!r}")
@@ -895,3 +903,6 @@ main.add_command(role)
 main.add_command(project)
 main.add_command(mapping)
 main.add_command(audit)
+main.add_command(events)
+main.add_command(webhook)
+main.add_command(api_key)

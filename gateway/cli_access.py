@@ -142,7 +142,7 @@ def role_remove(obj: Context, slug: str, name: str) -> None:
 
     async def work(tenant: Tenant, access: Access, _store: ScimStore) -> bool:
         await _refuse_if_named(access, tenant, "roles", name)
-        return await access.store.remove_role(tenant.id, name)
+        return await access.store.remove_role(tenant.id, name, utc_now(), CLI_ACTOR)
 
     if not _on_tenant(obj, slug, work):
         raise click.ClickException(f"no custom role {name!r} in {slug}")

@@ -18,6 +18,16 @@ def new_token() -> tuple[str, str, bytes]:
     return token_id, secret, hash_token(secret)
 
 
+API_KEY_PREFIX = "idgk_"
+
+
+def new_api_key() -> tuple[str, str, bytes]:
+    """(key id shown to people, secret shown once, hash stored)."""
+    key_id = "key_" + secrets.token_hex(8)
+    secret = API_KEY_PREFIX + secrets.token_urlsafe(32)
+    return key_id, secret, hash_token(secret)
+
+
 def new_session_secret() -> tuple[str, bytes]:
     """(the session cookie's value, the hash stored)."""
     secret = secrets.token_urlsafe(32)

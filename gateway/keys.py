@@ -14,7 +14,9 @@ from gateway.provisioning import Provisioning
 from gateway.session_cache import SessionCache
 from gateway.settings import Settings
 from gateway.token_cache import TokenCache
+from storage.api_key_store import ApiKeyStore
 from storage.audit_store import AuditLog
+from storage.event_store import EventStore
 from storage.scim_store import Principal, ScimStore
 from storage.session_store import SessionStore
 from storage.sso_store import Identities, LoginState, SsoStore
@@ -39,6 +41,8 @@ CLOCK = web.AppKey[Callable[[], datetime]]("clock")
 PROVISIONING = web.AppKey("provisioning", Provisioning)
 ACCESS = web.AppKey("access", Access)
 AUDIT = web.AppKey("audit", AuditLog)
+API_KEYS = web.AppKey("api_keys", ApiKeyStore)
+EVENTS = web.AppKey("events", EventStore)
 REQUEST_LOG: web.AppKey[RequestLog] = web.AppKey("request_log")  # unset when logging is off
 
 PRINCIPAL = web.RequestKey("principal", Principal)  # set by SCIM authentication

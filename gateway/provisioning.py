@@ -70,19 +70,12 @@ class Provisioning:
             for tenant_id, user_ids in pending.items():
                 await self.access.recompute(tenant_id, user_ids, self.actor)
 
-    async def _reads_groups(self, tenant_id: uuid.UUID) -> bool:
-        """Whether the tenant's rules read group membership."""
-        if self.access is None:
-            return False
-        rules = await self.access.rules(tenant_id)
-        return rules is not None and rules.references_groups()
-
     async def _group_members(
         self, tenant_id: uuid.UUID, group_id: str | None, name: str | None = None
     ) -> tuple[set[uuid.UUID], set[str]] | None:
         """The users whose grants a change of this group may change, and the names that
-        decide it: None when the tenant's rules read no group."""
-        if not await self._reads_groups(tenant_id):
+        decide it. Read whatever the rules are now: they may change before the write."""
+        if self.access is None:
             return None
         names = {name} if name else set()
         if group_id is not None and (current := await self.store.group_name(tenant_id, group_id)):
@@ -203,9 +196,8 @@ class Provisioning:
                 await self._group_changed(tenant_id, before, None)
                 return group
             group = await self.store.patch_group_members(tenant_id, resource_id, changes, now)
-            if await self._reads_groups(tenant_id):
-                touched = [m["value"] for m in changes.add] + sorted(changes.remove)
-                await self._changed(tenant_id, _uuids(touched))
+            touched = [m["value"] for m in changes.add] + sorted(changes.remove)
+            await self._changed(tenant_id, _uuids(touched))
             return group
 
         async def build_group(current: dict[str, Any]) -> tuple[dict[str, Any], MemberChanges]:

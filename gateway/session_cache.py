@@ -129,6 +129,8 @@ class SessionCache:
             self.reset()  # forget old numbers without ever trusting a stale read
 
     def listener_up(self) -> None:
+        # A read that started while nobody listened may have missed a notification.
+        self.reset()
         self.listening = True
 
     def listener_down(self) -> None:

@@ -92,6 +92,17 @@ class Settings(BaseModel):
         "change (LISTEN/NOTIFY), so a copy is dropped as soon as it may be stale. 0: ask the "
         "database on every request.",
     )
+    webhook_delivery: bool = Field(
+        True,
+        description="Run a webhook delivery worker in this process (every process may: they "
+        "share the queue in the database).",
+    )
+    webhook_batch: int = Field(
+        200, ge=1, le=5000, description="Deliveries a worker claims and sends at once."
+    )
+    webhook_timeout_seconds: float = Field(
+        10.0, gt=0, description="How long a webhook receiver has to answer."
+    )
     identity_token_seconds: int = Field(
         300, ge=30, le=3600, description="Lifetime of the JWTs `/auth/token` hands out."
     )

@@ -51,7 +51,14 @@ from scim.errors import ScimError
 from scim.schema import USER
 from sso import oidc, saml
 from sso.connections import OIDC, SAML, connection_urls
-from sso.profile import DEFAULT_FIELDS, FieldMap, profile, profile_update, scim_user
+from sso.profile import (
+    DEFAULT_FIELDS,
+    FieldMap,
+    addresses_only,
+    profile,
+    profile_update,
+    scim_user,
+)
 from storage.audit_store import AuditEntry
 from storage.sso_store import Account, Connection
 
@@ -285,9 +292,11 @@ async def _user(
             await _update_profile(request, tenant, connection, linked.user_id, attributes, subject)
         await _recompute_access(request, tenant, connection, linked.user_id)
         return linked.user_id
-    found = profile(attributes, subject, await _fields(request, tenant, connection))
-    if connection.settings.get("trust_email") and found.email:
-        adopted = await _adopt(request, tenant, connection, subject, found.email, attributes)
+    fields = await _fields(request, tenant, connection)
+    found = profile(attributes, subject, fields)
+    email = _vouched_email(connection, attributes, fields)
+    if connection.settings.get("trust_email") and email:
+        adopted = await _adopt(request, tenant, connection, subject, email, attributes)
         if adopted is not None:
             return adopted
     if not connection.jit:
@@ -309,6 +318,19 @@ async def _user(
     return user_id
 
 
+def _vouched_email(
+    connection: Connection, attributes: Mapping[str, Any], fields: FieldMap
+) -> str | None:
+    """The e-mail a first login may be matched to an account by: OIDC's `email` claim when
+    the provider says it verified it; for SAML, an e-mail attribute of the assertion (never
+    a UPN or user name, never the NameID)."""
+    if connection.type == OIDC:
+        email = attributes.get("email")
+        verified = attributes.get("email_verified") is True
+        return email.strip() or None if isinstance(email, str) and verified else None
+    return profile(attributes, None, addresses_only(fields)).email
+
+
 async def _adopt(
     request: web.Request,
     tenant: Any,
@@ -323,7 +345,7 @@ async def _adopt(
     accounts = await identities.accounts_with_email(tenant.id, connection.id, email)
     if not accounts:
         return None
-    refusal = _adoption_refusal(accounts, connection, attributes)
+    refusal = _adoption_refusal(accounts, connection)
     if refusal is not None:
         user_id = accounts[0].user_id if len(accounts) == 1 else None
         raise LoginRefusedError(refusal, subject=subject, user_id=user_id)
@@ -344,15 +366,11 @@ async def _adopt(
     return account.user_id
 
 
-def _adoption_refusal(
-    accounts: list[Account], connection: Connection, claims: Mapping[str, Any]
-) -> str | None:
+def _adoption_refusal(accounts: list[Account], connection: Connection) -> str | None:
     """Why a first login may not take over the account its e-mail names, if it may not."""
     if len(accounts) > 1:
         return "the e-mail names several accounts"
     (account,) = accounts
-    if claims.get("email_verified") is False:  # OIDC: the provider says it did not check it
-        return "the identity provider has not verified the e-mail"
     if not account.active:
         return "user deactivated"
     if account.linked_here:

@@ -64,7 +64,8 @@ A condition is exactly one of:
   compared casefolded), `regex: PATTERN` (Python `re`, whole value, case-sensitive unless the
   pattern says `(?i)`), `present: true` (a non-empty value). The attribute name is compared
   case-insensitively; a multi-valued attribute holds when any value does.
-- `{"group": NAME}`: member of a group of that name (casefolded), unless the name is ambiguous.
+- `{"group": NAME}`: member of a group of that name (lower-cased, as the database compares
+  names), unless the name is ambiguous.
 - `{"group_regex": PATTERN}`: member of a group whose whole name matches, unless ambiguous.
 - `{"group_id": ID}`: member of the group with that SCIM id or externalId, or that claim value
   (exact).
@@ -193,8 +194,10 @@ class GroupName:
     name: str
 
     def holds(self, attributes: Attributes, groups: tuple[GroupRef, ...]) -> bool:
-        wanted = self.name.casefold()
-        return any(not group.ambiguous and group.name.casefold() == wanted for group in groups)
+        # lower(), not casefold(): the same folding as the database's lower(), which decides
+        # which names are ambiguous ("Acceß" and "Access" are two names to both).
+        wanted = self.name.lower()
+        return any(not group.ambiguous and group.name.lower() == wanted for group in groups)
 
 
 @dataclass(frozen=True)
@@ -212,7 +215,9 @@ class GroupPattern:
 
 @dataclass(frozen=True)
 class GroupId:
-    """`{"group_id": ID}`: ids are stable and unique, so ambiguity of the name does not matter."""
+    """`{"group_id": ID}`: a SCIM group's id, an externalId no other SCIM group of the tenant
+    has (the caller leaves shared ones out of `GroupRef.ids`), or a groups claim value;
+    ambiguity of the name does not matter."""
 
     id: str
 
@@ -227,25 +232,26 @@ Condition = AttributeCondition | GroupName | GroupPattern | GroupId
 
 
 class _Names:
-    """Catalogue names looked up as written, else case-insensitively when that is unique."""
+    """Catalogue names looked up as written, else case-insensitively when that is unique
+    (lower(), as the database's unique indexes on lower(name))."""
 
     def __init__(self, names: abc.Iterable[str]) -> None:
         self.names = frozenset(names)
         self.folded: dict[str, list[str]] = {}
         for name in sorted(self.names):
-            self.folded.setdefault(name.casefold(), []).append(name)
+            self.folded.setdefault(name.lower(), []).append(name)
 
     def find(self, name: str) -> str | None:
         if name in self.names:
             return name
-        found = self.folded.get(name.casefold(), [])
+        found = self.folded.get(name.lower(), [])
         return found[0] if len(found) == 1 else None
 
     def resolve(self, name: str, path: str, what: str) -> str:
         found = self.find(name)
         if found is not None:
             return found
-        candidates = self.folded.get(name.casefold(), [])
+        candidates = self.folded.get(name.lower(), [])
         if len(candidates) > 1:
             raise MappingError(path, f"ambiguous {what} {name!r} (matches {', '.join(candidates)})")
         raise MappingError(path, f"unknown {what} {name!r}")

@@ -135,6 +135,17 @@ PRESETS: dict[str, FieldMap] = {
 }
 
 
+# Names that often hold an address-shaped value which is a login name, not an e-mail the IdP
+# vouches for (Entra's UPN, OIDC's preferred_username: user-chosen at some IdPs).
+USER_NAMES = ("preferred_username", f"{_CLAIMS}upn")
+
+
+def addresses_only(fields: FieldMap) -> FieldMap:
+    """`fields` reading the e-mail from e-mail attributes only (not from `USER_NAMES`)."""
+    names = {name.lower() for name in USER_NAMES}
+    return replace(fields, email=tuple(n for n in fields.email if n.lower() not in names))
+
+
 def field_map(preset: str = "generic", **overrides: str | Sequence[str]) -> FieldMap:
     """The preset's field map with some fields replaced. A string override is the one name
     used for that field; a sequence is the names tried in order. Raises ValueError for an

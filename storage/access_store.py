@@ -6,10 +6,11 @@ Contract:
 - every read and write is scoped by `tenant_id`;
 - role and project names are unique per tenant whatever their case; a duplicate raises
   `ConflictError`;
-- a recomputation (`recomputing`) holds a shared per-tenant lock and locks the users it
-  recomputes, in id order: two recomputations of one user run one after the other, and each
-  reads the state the other left. Changing the mapping document takes the lock exclusively,
-  so no recomputation that read the old rules can write after it;
+- a recomputation (`recomputing`) holds a shared per-tenant lock and a lock per user it
+  recomputes (advisory locks, never row locks: SCIM writes and Bulk never wait on it): two
+  recomputations of one user run one after the other, and each reads the state the other
+  left. Changing the mapping document takes the tenant's lock exclusively, so no
+  recomputation that read the old rules can write after it;
 - a recomputation replaces a user's `mapped` and `scim` grants and `mapped` memberships of
   product groups, and never touches `manual` ones; every change of the user's effective
   roles and groups is written to the audit log in the same transaction.
@@ -27,10 +28,12 @@ from typing import Any
 
 from sqlalchemy import (
     ARRAY,
+    Integer,
     Text,
     Uuid,
     any_,
     bindparam,
+    case,
     delete,
     func,
     insert,
@@ -94,6 +97,7 @@ class SubjectRow:
 
     user_id: uuid.UUID
     scim: dict[str, Any]  # the SCIM resource body
+    enabled: bool  # active, and not blocked: a user who is out holds no grant the rules give
     claims: tuple[tuple[str, dict[str, Any]], ...]  # (connection name, last login's claims)
     groups: tuple[MemberGroup, ...]
 
@@ -144,8 +148,23 @@ _MEMBER_GROUPS = (
                 func.jsonb_build_object(
                     "id",
                     groups.c.id,
+                    # An externalId is a SCIM client's to choose: it identifies the group
+                    # only when no other SCIM group of the tenant has it.
                     "external_id",
-                    groups.c.external_id,
+                    case(
+                        (
+                            select(_other.c.id)
+                            .where(
+                                _other.c.tenant_id == groups.c.tenant_id,
+                                _other.c.external_id == groups.c.external_id,
+                                _other.c.origin == "scim",
+                                _other.c.id != groups.c.id,
+                            )
+                            .exists(),
+                            None,
+                        ),
+                        else_=groups.c.external_id,
+                    ),
                     "name",
                     groups.c.display_name,
                     "ambiguous",
@@ -168,11 +187,26 @@ _MEMBER_GROUPS = (
 )
 
 
+_USER_LOCK_CLASS = 7152012
+_LOCK_USERS = text(
+    """
+    SELECT count(pg_advisory_xact_lock(:class, k))
+    FROM (SELECT k FROM unnest(:keys) WITH ORDINALITY AS u(k, n) ORDER BY n) ordered
+    """
+).bindparams(bindparam("keys", type_=ARRAY(Integer)), bindparam("class", _USER_LOCK_CLASS))
+
+
+def _user_key(user_id: uuid.UUID) -> int:
+    """A user's recomputation lock: 32 bits of its id (two users sharing one only wait)."""
+    return int.from_bytes(user_id.bytes[:4], "big", signed=True)
+
+
 def _subjects(rows: Iterable[Any]) -> list[SubjectRow]:
     return [
         SubjectRow(
             row.id,
             row.data,
+            row.active and row.blocked_at is None,
             tuple((name, claims) for name, claims in row.claims),
             tuple(
                 MemberGroup(g["id"], g["external_id"], g["name"], g["ambiguous"])
@@ -203,18 +237,26 @@ class Recomputation:
         return await _catalogue(self.conn, self.tenant_id)
 
     async def subjects(self, user_ids: Sequence[uuid.UUID]) -> list[SubjectRow]:
-        """The users' attributes, SCIM groups and last logins' claims, each user locked
-        until the recomputation ends (in id order, so two never wait on each other)."""
+        """The users' attributes, SCIM groups and last logins' claims.
+
+        First each user's recomputation lock is taken (an advisory lock, held until the
+        transaction ends, taken in key order so two recomputations never wait on each
+        other; no row is locked, so no SCIM write or Bulk waits on a recomputation). Then
+        the users are read by a statement of their own, which sees everything committed
+        until the locks were held, including what the previous recomputation wrote."""
+        keys = sorted({_user_key(u) for u in user_ids})
+        await self.conn.execute(_LOCK_USERS, {"keys": keys})
         rows = await self.conn.execute(
             select(
                 users.c.id,
                 users.c.data,
+                users.c.active,
+                users.c.blocked_at,
                 _CLAIMS.label("claims"),
                 _MEMBER_GROUPS.label("groups"),
             )
             .where(users.c.tenant_id == self.tenant_id, users.c.id == _any(sorted(set(user_ids))))
             .order_by(users.c.id)
-            .with_for_update(of=users, key_share=False, read=False)
         )
         return _subjects(rows)
 
@@ -564,8 +606,8 @@ class AccessStore:
             )
             return [NamedItem(r.name, r.description, r.created_at) for r in rows]
 
-    async def remove_role(self, tenant_id: uuid.UUID, name: str) -> bool:
-        """Remove a custom role and every grant of it."""
+    async def remove_role(self, tenant_id: uuid.UUID, name: str, now: datetime, actor: str) -> bool:
+        """Remove a custom role and every grant of it (audited)."""
         async with self.engine.begin() as conn:
             found = (
                 await conn.execute(
@@ -576,12 +618,20 @@ class AccessStore:
             ).scalar_one_or_none()
             if found is None:
                 return False
-            await conn.execute(
-                delete(role_grants).where(
+            taken = await conn.execute(
+                delete(role_grants)
+                .where(
                     role_grants.c.tenant_id == tenant_id,
                     func.lower(role_grants.c.role) == name.lower(),
                 )
+                .returning(role_grants.c.user_id, role_grants.c.project_id)
             )
+            held = {(row.user_id, row.project_id) for row in taken}
+            revoked = [
+                Change(user_id, "role.revoked", {"role": found, "removed_from_catalogue": True})
+                for user_id, _project in sorted(held, key=str)
+            ]
+            await _audit(conn, tenant_id, now, actor, revoked)
         return True
 
     async def remove_project(self, tenant_id: uuid.UUID, name: str) -> bool:

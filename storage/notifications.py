@@ -50,7 +50,7 @@ class Listener:
             self.on_down()
             try:
                 conn = await asyncpg.connect(self.url)
-            except (OSError, asyncpg.PostgresError) as exc:
+            except Exception as exc:  # the database is down, or refuses: try again
                 delay = _RETRY_SECONDS[min(attempt, len(_RETRY_SECONDS) - 1)]
                 log.warning("cannot listen for %s (%s); again in %.1f s", self.channel, exc, delay)
                 attempt += 1
@@ -69,7 +69,7 @@ class Listener:
                         break
                     await conn.fetchval("SELECT 1", timeout=_PROBE_SECONDS)
                 log.warning("lost the connection listening for %s; reconnecting", self.channel)
-            except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+            except Exception as exc:  # any failure: listen again on a new connection
                 log.warning("listening for %s failed: %s", self.channel, exc)
             finally:
                 self.on_down()

@@ -46,6 +46,7 @@ from sqlalchemy import (
     insert,
     literal,
     literal_column,
+    or_,
     select,
     text,
     type_coerce,
@@ -466,7 +467,7 @@ def _user_data(resource: dict[str, Any]) -> dict[str, Any]:
         pushed = [
             r
             for r in data["roles"]
-            if not (isinstance(r, dict) and r.get("type") in GIVEN_ROLE_TYPES)
+            if not (isinstance(r, dict) and str(r.get("type")).lower() in GIVEN_ROLE_TYPES)
         ]
         if pushed:
             data["roles"] = pushed
@@ -1107,10 +1108,12 @@ class ScimStore:
             if version is None:
                 raise NotFoundError(f"Group {group_id} not found")
             _check_version(if_match, version)
-            # Memberships of this group in other groups; its own members go by cascade.
+            # Its members, and its memberships of other groups, go before the group itself
+            # (so the events read: members removed, then the group deleted).
             await conn.execute(
                 delete(group_members).where(
-                    group_members.c.tenant_id == tenant_id, group_members.c.member_id == gid
+                    group_members.c.tenant_id == tenant_id,
+                    or_(group_members.c.member_id == gid, group_members.c.group_id == gid),
                 )
             )
             await conn.execute(delete(groups).where(groups.c.id == gid))

@@ -114,6 +114,7 @@ _LIVE = (
         sessions.c.last_seen_at + func.make_interval(0, 0, 0, 0, 0, 0, sessions.c.idle_seconds)
         > _NOW,
         users.c.active.is_(True),
+        users.c.blocked_at.is_(None),
     )
 )
 

@@ -130,14 +130,23 @@ class SsoStore:
             )
             return result.rowcount == 1
 
-    async def remove_connection(self, tenant_id: uuid.UUID, name: str) -> bool:
+    async def remove_connection(self, tenant_id: uuid.UUID, name: str) -> list[uuid.UUID] | None:
+        """Remove a connection with its identities; the users they were linked to (whose
+        grants may have come from its claims), or None if there was no such connection."""
         async with self.engine.begin() as conn:
-            result = await conn.execute(
-                delete(sso_connections).where(
-                    sso_connections.c.tenant_id == tenant_id, sso_connections.c.name == name
+            removed = (
+                await conn.execute(
+                    delete(sso_connections)
+                    .where(sso_connections.c.tenant_id == tenant_id, sso_connections.c.name == name)
+                    .returning(sso_connections.c.id)
                 )
+            ).scalar_one_or_none()
+            if removed is None:
+                return None
+            linked = await conn.scalars(
+                select(sso_identities.c.user_id).where(sso_identities.c.connection_id == removed)
             )
-            return result.rowcount == 1
+            return list(linked.all())
 
     async def tenant_for_domain(self, domain: str) -> str | None:
         """The slug of the tenant that owns an e-mail domain (home-realm discovery)."""
@@ -324,7 +333,7 @@ class Identities:
         query = (
             select(
                 users.c.id,
-                users.c.active,
+                (users.c.active & users.c.blocked_at.is_(None)).label("active"),
                 linked_here.label("linked_here"),
                 created_by_connection.label("created_by_connection"),
                 token_connection.label("token_connection"),
@@ -371,7 +380,11 @@ class Identities:
             if row is None:
                 return None
             active = (
-                await conn.execute(select(users.c.active).where(users.c.id == row.user_id))
+                await conn.execute(
+                    select(users.c.active & users.c.blocked_at.is_(None)).where(
+                        users.c.id == row.user_id
+                    )
+                )
             ).scalar_one()
         return LinkedUser(row.user_id, active, row.created_user)
 

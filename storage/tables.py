@@ -67,6 +67,9 @@ users = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("created_by", Text),  # the actor: scim:<token id> | sso:<connection> (0012)
+    # Blocked by an administrator (migration 0014): out like a deactivated user.
+    Column("blocked_at", DateTime(timezone=True)),
+    Column("blocked_reason", Text),
 )
 
 groups = Table(
@@ -271,4 +274,88 @@ audit_log = Table(
     Column("action", Text, nullable=False),
     Column("target", Text, nullable=False),
     Column("details", JSONB, nullable=False, server_default="{}"),
+)
+
+# Events for the product, written by triggers (migration 0014), numbered per tenant.
+event_counters = Table(
+    "event_counters",
+    metadata,
+    Column("tenant_id", Uuid, ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("tenant_id", Uuid, ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", BigInteger, primary_key=True),
+    Column("id", Text, nullable=False, unique=True),  # evt_<hex>
+    Column("type", Text, nullable=False),  # user.created, group.member_added, ...
+    Column("resource_type", Text, nullable=False),
+    Column("resource_id", Text, nullable=False),
+    Column("data", JSONB, nullable=False),
+    Column("occurred_at", DateTime(timezone=True), nullable=False),
+)
+
+# API keys, webhook endpoints and deliveries (migration 0015).
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", Text, primary_key=True),  # key_<hex>, shown to people
+    Column("tenant_id", Uuid, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("secret_hash", LargeBinary, nullable=False, unique=True),
+    Column("scopes", ARRAY(Text), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True)),
+    Column("last_used_at", DateTime(timezone=True)),
+    Column("revoked_at", DateTime(timezone=True)),
+)
+
+webhook_endpoints = Table(
+    "webhook_endpoints",
+    metadata,
+    Column("id", Text, primary_key=True),  # whk_<hex>
+    Column("tenant_id", Uuid, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("event_types", ARRAY(Text), nullable=False),  # empty: every type
+    Column("secrets", JSONB, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("cursor", BigInteger, nullable=False),  # the last event fanned out
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column(
+        "endpoint_id",
+        Text,
+        ForeignKey("webhook_endpoints.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("seq", BigInteger, primary_key=True),
+    Column("tenant_id", Uuid, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("event_id", Text, nullable=False),
+    Column("resource", Text, nullable=False),
+    Column("status", Text, nullable=False),  # pending | delivered | dead
+    Column("attempts", Integer, nullable=False),
+    Column("next_attempt_at", DateTime(timezone=True), nullable=False),
+    Column("first_attempt_at", DateTime(timezone=True)),
+    Column("last_status", Integer),
+    Column("last_error", Text),
+    Column("delivered_at", DateTime(timezone=True)),
+)
+
+# Users deleted under the soft-delete policy, kept until purged (migration 0014).
+deleted_users = Table(
+    "deleted_users",
+    metadata,
+    Column("id", Uuid, primary_key=True),
+    Column("tenant_id", Uuid, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("user_name", Text, nullable=False),
+    Column("external_id", Text),
+    Column("data", JSONB, nullable=False),
+    Column("deleted_at", DateTime(timezone=True), nullable=False),
+    Column("deleted_by", Text),
 )

@@ -74,6 +74,8 @@ def settings(database_url: str) -> Settings:
         public_url="http://scim.test",
         token_cache_seconds=0,
         session_cache_seconds=0,
+        # Tests run webhook delivery themselves (tests/test_webhooks.py).
+        webhook_delivery=False,
     )
 
 

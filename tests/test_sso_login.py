@@ -19,7 +19,8 @@ from sqlalchemy import text as sql
 
 from gateway.app import utc_now
 from gateway.auth_api import SESSION_COOKIE
-from gateway.sso_api import LOGIN_COOKIE, _adoption_refusal
+from gateway.sso_api import LOGIN_COOKIE, _adoption_refusal, _vouched_email
+from sso.profile import DEFAULT_FIELDS
 from storage.sso_store import Account, Connection
 from tests.conftest import Scim, TenantAccess, user
 from tests.saml_idp import SSO_REDIRECT, KeyPair, TestIdp, idp_xml, key_pair
@@ -493,12 +494,25 @@ async def test_a_connection_trusting_the_email_links_the_account_no_other_manage
     assert max_["id"] != kim["id"]
 
 
-def test_adoption_needs_one_account_and_an_email_the_provider_checked() -> None:
+def test_adoption_needs_one_account_and_an_email_the_provider_vouches_for() -> None:
     okta = Connection(uuid.uuid4(), uuid.uuid4(), "okta", "oidc", {}, {}, True, False, utc_now())
     free = Account(uuid.uuid4(), True, False, None, None)
-    assert _adoption_refusal([free], okta, {"email_verified": True}) is None
-    assert _adoption_refusal([free], okta, {}) is None  # SAML: the connection's trust decides
-    assert "not verified" in str(_adoption_refusal([free], okta, {"email_verified": False}))
-    assert "several" in str(_adoption_refusal([free, free], okta, {}))
+    assert _adoption_refusal([free], okta) is None
+    assert "several" in str(_adoption_refusal([free, free], okta))
     own = Account(uuid.uuid4(), True, False, None, "okta")  # pushed with okta's own token
-    assert _adoption_refusal([own], okta, {}) is None
+    assert _adoption_refusal([own], okta) is None
+    # OIDC: only an `email` the provider says it verified.
+    mail = "kim@corp.example"
+    assert _vouched_email(okta, {"email": mail, "email_verified": True}, DEFAULT_FIELDS) == mail
+    for claims in (
+        {"email": mail},
+        {"email": mail, "email_verified": False},
+        {"email": mail, "email_verified": "false"},
+        {"preferred_username": mail, "email_verified": True},
+    ):
+        assert _vouched_email(okta, claims, DEFAULT_FIELDS) is None
+    # SAML: an e-mail attribute, never a UPN or user name.
+    saml = Connection(uuid.uuid4(), uuid.uuid4(), "s", "saml", {}, {}, True, False, utc_now())
+    assert _vouched_email(saml, {"mail": [mail]}, DEFAULT_FIELDS) == mail
+    upn = {f"{CLAIMS}upn": [mail], "preferred_username": [mail]}
+    assert _vouched_email(saml, upn, DEFAULT_FIELDS) is None

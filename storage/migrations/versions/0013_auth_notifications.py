@@ -57,7 +57,12 @@ _ROW_TRIGGERS = (
       FOR EACH ROW EXECUTE FUNCTION idgate_notify_user_row()
     """,
     """
-    CREATE TRIGGER groups_notify AFTER UPDATE OF display_name OR DELETE ON groups
+    CREATE TRIGGER groups_renamed_notify AFTER UPDATE OF display_name ON groups
+      FOR EACH ROW WHEN (OLD.display_name IS DISTINCT FROM NEW.display_name)
+      EXECUTE FUNCTION idgate_notify_tenant()
+    """,
+    """
+    CREATE TRIGGER groups_deleted_notify AFTER DELETE ON groups
       FOR EACH ROW EXECUTE FUNCTION idgate_notify_tenant()
     """,
     """
@@ -112,7 +117,8 @@ def downgrade() -> None:
     for table, trigger in (
         ("sessions", "sessions_revoked_notify"),
         ("users", "users_notify"),
-        ("groups", "groups_notify"),
+        ("groups", "groups_renamed_notify"),
+        ("groups", "groups_deleted_notify"),
         ("mapping_documents", "mapping_documents_notify"),
     ):
         op.execute(f"DROP TRIGGER {trigger} ON {table}")
