@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 
 import aiohttp
@@ -76,6 +78,30 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
+PURGE_SECONDS = 3600.0  # how often soft-deleted users past their keeping time are purged
+
+
+@contextlib.asynccontextmanager
+async def every(seconds: float, work: Callable[[], Awaitable[object]]) -> AsyncIterator[None]:
+    """Run `work` every `seconds` (first after one interval) while the context is open."""
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(seconds)
+            try:
+                await work()
+            except Exception:  # the next round tries again
+                logging.getLogger(__name__).exception("periodic work failed")
+
+    task = asyncio.create_task(loop())
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
 def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now) -> web.Application:
     if settings.database_url is None:
         raise ValueError("create_app needs settings.database_url (the CLI starts the embedded one)")
@@ -121,6 +147,9 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now) -> w
                     )
                 )
                 await stack.enter_async_context(delivering(worker))
+            await stack.enter_async_context(
+                every(PURGE_SECONDS, lambda: app[STORE].purge_deleted(clock()))
+            )
             if settings.session_cache_seconds > 0:
                 cache = app[SESSION_CACHE]
                 await stack.enter_async_context(

@@ -22,7 +22,7 @@ from aiohttp import web
 
 from gateway.access import Access
 from gateway.app import create_app, utc_now
-from gateway.cli_access import audit, group_add_member, mapping, project, role
+from gateway.cli_access import audit, group_add_member, mapping, project, role, user
 from gateway.cli_base import Context, _run, _tenant, _with_store
 from gateway.cli_events import api_key, events, webhook
 from gateway.credentials import new_token
@@ -44,7 +44,7 @@ from storage.access_store import AccessStore
 from storage.database import create_engine
 from storage.key_store import KeyStore, SigningKey
 from storage.request_log import RequestLogStore
-from storage.scim_store import ScimStore, Tenant
+from storage.scim_store import DELETE_POLICIES, KEEP_DELETED_DAYS, ScimStore, Tenant
 from storage.sso_store import SsoStore, TenantValues
 
 DEMO_TENANT = "demo"
@@ -126,17 +126,32 @@ def tenant_list(obj: Context) -> None:
     type=click.FloatRange(min=0),
     help="Login sessions end this long after the login (0: the gateway's default).",
 )
+@click.option(
+    "--delete-policy",
+    type=click.Choice(DELETE_POLICIES),
+    help="What a SCIM DELETE of a user does: soft (the default: kept apart, then purged) "
+    "or hard (gone at once).",
+)
+@click.option(
+    "--keep-deleted-days",
+    type=click.IntRange(min=0),
+    help=f"How long soft-deleted users are kept (0: the default, {KEEP_DELETED_DAYS}).",
+)
 @click.pass_obj
 def tenant_set(
     obj: Context,
     slug: str,
     session_idle_minutes: float | None,
     session_lifetime_hours: float | None,
+    delete_policy: str | None,
+    keep_deleted_days: int | None,
 ) -> None:
     """Set tenant SLUG's own values for the settings above; print them all."""
     given = {
         "session_idle_minutes": session_idle_minutes,
         "session_lifetime_hours": session_lifetime_hours,
+        "delete_policy": delete_policy,
+        "keep_deleted_days": keep_deleted_days,
     }
     changes = {key: (value or None) for key, value in given.items() if value is not None}
 
@@ -903,6 +918,7 @@ main.add_command(role)
 main.add_command(project)
 main.add_command(mapping)
 main.add_command(audit)
+main.add_command(user)
 main.add_command(events)
 main.add_command(webhook)
 main.add_command(api_key)

@@ -26,7 +26,9 @@ from scim.patch import MemberChanges, apply_patch, changes_members_only, parse_p
 from scim.quirks import normalise_patch_request, normalise_resource
 from scim.resources import parse_resource
 from scim.schema import GROUP, USER, ResourceType
-from storage.scim_store import ScimStore, user_name_taken
+from storage.scim_store import GroupKeys, ScimStore, user_name_taken
+
+_NO_KEYS = GroupKeys()
 
 
 class Provisioning:
@@ -71,30 +73,34 @@ class Provisioning:
                 await self.access.recompute(tenant_id, user_ids, self.actor)
 
     async def _group_members(
-        self, tenant_id: uuid.UUID, group_id: str | None, name: str | None = None
-    ) -> tuple[set[uuid.UUID], set[str]] | None:
-        """The users whose grants a change of this group may change, and the names that
-        decide it. Read whatever the rules are now: they may change before the write."""
+        self, tenant_id: uuid.UUID, group_id: str | None, new: GroupKeys = _NO_KEYS
+    ) -> tuple[set[uuid.UUID], GroupKeys] | None:
+        """Before a group write: the users whose grants it may change, and what decides
+        which: the group's name and externalId (a rule matches only one no other SCIM group
+        shares), as they are and as `new` makes them. Read whatever the rules are now: they
+        may change before the write."""
         if self.access is None:
             return None
-        names = {name} if name else set()
-        if group_id is not None and (current := await self.store.group_name(tenant_id, group_id)):
-            names.add(current)
-        return await self.store.members_of_groups_named(tenant_id, names), names
+        keys = new
+        if group_id is not None and (current := await self.store.group_keys(tenant_id, group_id)):
+            keys = keys | current
+        return await self.store.members_of_groups(tenant_id, keys), keys
 
     async def _group_changed(
         self,
         tenant_id: uuid.UUID,
-        before: tuple[set[uuid.UUID], set[str]] | None,
-        after_name: str | None,
+        before: tuple[set[uuid.UUID], GroupKeys] | None,
+        after: dict[str, Any] | None,
     ) -> None:
+        """After a group write: recompute the members it had and those it (and any group
+        sharing its old or new name or externalId) has now."""
         if before is None:
             return
-        members, names = before
-        if after_name:
-            names = names | {after_name}
+        members, keys = before
+        if after is not None:
+            keys = keys | GroupKeys.of(after)
         await self._changed(
-            tenant_id, members | await self.store.members_of_groups_named(tenant_id, names)
+            tenant_id, members | await self.store.members_of_groups(tenant_id, keys)
         )
 
     async def create(
@@ -108,7 +114,7 @@ class Provisioning:
             await self._changed(tenant_id, [uuid.UUID(user["id"])])
             return user
         resource = parse_resource(GROUP, normalise_resource(GROUP, body))
-        before = await self._group_members(tenant_id, None, resource["displayName"])
+        before = await self._group_members(tenant_id, None, GroupKeys.of(resource))
         group = await self.store.create_group(tenant_id, resource, self.clock())
         await self._group_changed(tenant_id, before, None)
         return group
@@ -160,7 +166,7 @@ class Provisioning:
 
         before = await self._group_members(tenant_id, resource_id)
         group = await self.store.replace_group(tenant_id, resource_id, build_group, if_match, now)
-        await self._group_changed(tenant_id, before, group["displayName"])
+        await self._group_changed(tenant_id, before, group)
         return group
 
     async def patch(
@@ -209,7 +215,7 @@ class Provisioning:
         group = await self.store.patch_group(
             tenant_id, resource_id, build_group, if_match, now, with_members=with_members
         )
-        await self._group_changed(tenant_id, before, group["displayName"])
+        await self._group_changed(tenant_id, before, group)
         return group
 
     async def delete(
@@ -220,7 +226,8 @@ class Provisioning:
         if_match: str | None,
     ) -> None:
         if resource_type is USER:
-            await self.store.delete_user(tenant_id, resource_id, if_match)  # grants go with it
+            # Its grants go with it; the tenant's policy says whether it is kept apart.
+            await self.store.delete_user(tenant_id, resource_id, if_match, self.actor)
             return
         before = await self._group_members(tenant_id, resource_id)
         await self.store.delete_group(tenant_id, resource_id, if_match)

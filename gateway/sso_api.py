@@ -287,7 +287,9 @@ async def _user(
     linked = await identities.find(connection.id, subject, now, attributes)
     if linked is not None:
         if not linked.active:
-            raise LoginRefusedError("user deactivated", subject=subject, user_id=linked.user_id)
+            raise LoginRefusedError(
+                "user deactivated or blocked", subject=subject, user_id=linked.user_id
+            )
         if linked.created_by_login and connection.settings.get("update_profile", True):
             await _update_profile(request, tenant, connection, linked.user_id, attributes, subject)
         await _recompute_access(request, tenant, connection, linked.user_id)
@@ -372,7 +374,7 @@ def _adoption_refusal(accounts: list[Account], connection: Connection) -> str | 
         return "the e-mail names several accounts"
     (account,) = accounts
     if not account.active:
-        return "user deactivated"
+        return "user deactivated or blocked"
     if account.linked_here:
         return "the account is linked to another identity of this connection"
     other = account.created_by_connection or account.token_connection

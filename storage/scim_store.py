@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -84,6 +84,10 @@ _WRITE_ATTEMPTS = 3
 # product by an admin or the CLI.
 SCIM_ORIGIN = "scim"
 PRODUCT_ORIGIN = "product"
+# A tenant's `delete_policy` for users: soft (kept in deleted_users for `keep_deleted_days`,
+# then purged) or hard.
+DELETE_POLICIES = ("soft", "hard")
+KEEP_DELETED_DAYS = 30
 
 
 @dataclass(frozen=True)
@@ -119,6 +123,25 @@ class ProductGroup:
     id: uuid.UUID
     name: str
     created_at: datetime
+
+
+@dataclass(frozen=True)
+class GroupKeys:
+    """What identifies SCIM groups to the mapping rules: display names and externalIds."""
+
+    names: frozenset[str] = frozenset()
+    external_ids: frozenset[str] = frozenset()
+
+    def __or__(self, other: GroupKeys) -> GroupKeys:
+        return GroupKeys(self.names | other.names, self.external_ids | other.external_ids)
+
+    @staticmethod
+    def of(resource: Mapping[str, Any]) -> GroupKeys:
+        name, external_id = resource.get("displayName"), resource.get("externalId")
+        return GroupKeys(
+            frozenset({name} if isinstance(name, str) else ()),
+            frozenset({external_id} if isinstance(external_id, str) and external_id else ()),
+        )
 
 
 @dataclass(frozen=True)
@@ -416,6 +439,35 @@ _MEMBERS = (
     )
     .order_by(group_members.c.group_id, group_members.c.member_id)
 )
+
+
+# A soft-deleted user as kept: the resource, its group memberships and role grants.
+_KEEP_DELETED = text(
+    """
+    INSERT INTO deleted_users (id, tenant_id, user_name, external_id, data, deleted_at,
+                               deleted_by)
+    SELECT u.id, u.tenant_id, u.user_name, u.external_id,
+           u.data || jsonb_build_object(
+             'groups', (SELECT coalesce(jsonb_agg(m.group_id), '[]'::jsonb)
+                        FROM group_members m WHERE m.member_id = u.id),
+             'grants', (SELECT coalesce(jsonb_agg(jsonb_build_object(
+                          'role', g.role, 'project_id', g.project_id, 'source', g.source)),
+                          '[]'::jsonb)
+                        FROM role_grants g WHERE g.user_id = u.id)),
+           clock_timestamp(), :deleted_by
+    FROM users u WHERE u.id = :user_id
+    """
+).bindparams(bindparam("user_id", type_=Uuid))
+
+_PURGE_DELETED = text(
+    f"""
+    DELETE FROM deleted_users d USING tenants t
+    WHERE d.tenant_id = t.id
+      AND d.deleted_at < :now - make_interval(
+            days => coalesce(nullif(t.settings ->> 'keep_deleted_days', '')::int,
+                             {KEEP_DELETED_DAYS}))
+    """
+).bindparams(bindparam("now", type_=DateTime(timezone=True)))
 
 
 def _member(row: Any) -> dict[str, Any]:
@@ -778,7 +830,16 @@ class ScimStore:
             raise
         raise AssertionError("the locked attempt cannot lose a race")
 
-    async def delete_user(self, tenant_id: uuid.UUID, user_id: str, if_match: str | None) -> None:
+    async def delete_user(
+        self,
+        tenant_id: uuid.UUID,
+        user_id: str,
+        if_match: str | None,
+        deleted_by: str | None = None,
+    ) -> None:
+        """Delete a user: under the tenant's soft-delete policy (the default) the user, its
+        groups and grants are kept in `deleted_users` until purged; its userName and
+        externalId are free again at once."""
         uid = parse_uuid(user_id)
         if uid is None:
             raise NotFoundError(f"User {user_id} not found")
@@ -793,6 +854,15 @@ class ScimStore:
             if version is None:
                 raise NotFoundError(f"User {user_id} not found")
             _check_version(if_match, version)
+            policy = (
+                await conn.execute(
+                    select(tenants.c.settings["delete_policy"].astext).where(
+                        tenants.c.id == tenant_id
+                    )
+                )
+            ).scalar_one_or_none()
+            if policy != "hard":
+                await conn.execute(_KEEP_DELETED, {"user_id": uid, "deleted_by": deleted_by})
             await conn.execute(
                 delete(group_members).where(
                     group_members.c.tenant_id == tenant_id, group_members.c.member_id == uid
@@ -1152,30 +1222,33 @@ class ScimStore:
             members = {r.id: [] for r in rows}
         return Page(page.total, [_group(r, members[r.id]) for r in rows])
 
-    async def group_name(self, tenant_id: uuid.UUID, group_id: str) -> str | None:
-        """A SCIM group's display name; None if there is no such group."""
+    async def group_keys(self, tenant_id: uuid.UUID, group_id: str) -> GroupKeys | None:
+        """A SCIM group's name and externalId; None if there is no such group."""
         gid = parse_uuid(group_id)
         if gid is None:
             return None
         async with self._statement() as conn:
-            name: str | None = (
+            row = (
                 await conn.execute(
-                    select(groups.c.display_name).where(
+                    select(groups.c.display_name, groups.c.external_id).where(
                         groups.c.tenant_id == tenant_id,
                         groups.c.id == gid,
                         groups.c.origin == SCIM_ORIGIN,
                     )
                 )
-            ).scalar_one_or_none()
-            return name
+            ).one_or_none()
+        if row is None:
+            return None
+        return GroupKeys(
+            frozenset({row.display_name}),
+            frozenset({row.external_id} if row.external_id else ()),
+        )
 
-    async def members_of_groups_named(
-        self, tenant_id: uuid.UUID, names: Iterable[str]
-    ) -> set[uuid.UUID]:
+    async def members_of_groups(self, tenant_id: uuid.UUID, keys: GroupKeys) -> set[uuid.UUID]:
         """The users directly in any SCIM group of the tenant with one of these names (any
-        case)."""
-        lowered = sorted({name.lower() for name in names})
-        if not lowered:
+        case) or externalIds."""
+        names = sorted({name.lower() for name in keys.names})
+        if not names and not keys.external_ids:
             return set()
         async with self._statement() as conn:
             rows = await conn.scalars(
@@ -1184,11 +1257,32 @@ class ScimStore:
                 .where(
                     groups.c.tenant_id == tenant_id,
                     groups.c.origin == SCIM_ORIGIN,
-                    func.lower(groups.c.display_name).in_(lowered),
+                    or_(
+                        func.lower(groups.c.display_name).in_(names),
+                        groups.c.external_id.in_(sorted(keys.external_ids)),
+                    ),
                     group_members.c.member_type == "User",
                 )
             )
             return set(rows.all())
+
+    async def purge_deleted(self, now: datetime) -> int:
+        """Forget soft-deleted users kept longer than their tenant's `keep_deleted_days`."""
+        async with self.single.connect() as conn:
+            return int((await conn.execute(_PURGE_DELETED, {"now": now})).rowcount)
+
+    async def set_blocked(
+        self, tenant_id: uuid.UUID, user_id: uuid.UUID, reason: str | None, now: datetime
+    ) -> bool:
+        """Block a user (`reason` given: out at once, like a deactivated user, whatever SCIM
+        says) or unblock (None); False if there is no such user."""
+        async with self.single.connect() as conn:
+            result = await conn.execute(
+                update(users)
+                .where(users.c.tenant_id == tenant_id, users.c.id == user_id)
+                .values(blocked_at=now if reason is not None else None, blocked_reason=reason)
+            )
+            return result.rowcount == 1
 
     # --- product groups ------------------------------------------------------------------
 

@@ -209,7 +209,7 @@ async def test_a_deactivated_user_is_refused_and_loses_the_session(
         (
             "sso:okta",
             f"user:{page['Resources'][0]['id']}",
-            {"connection": "okta", "reason": "user deactivated", "subject": "00u-carl"},
+            {"connection": "okta", "reason": "user deactivated or blocked", "subject": "00u-carl"},
         )
     ]
 
@@ -487,7 +487,7 @@ async def test_a_connection_trusting_the_email_links_the_account_no_other_manage
         e["details"]["reason"] for e in await _audit(database_url, tenant, "--action", "login")
     ]
     assert reasons == [
-        "user deactivated",
+        "user deactivated or blocked",
         "the account is managed by connection 'entra'",
         "the account is linked to another identity of this connection",
     ]
