@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import orjson
@@ -15,6 +16,7 @@ from sqlalchemy import text
 
 from gateway import auth_api, events_api
 from gateway.access import Access
+from gateway.errors import Handler
 from gateway.identity_tokens import TokenIssuer
 from gateway.keys import (
     ACCESS,
@@ -27,6 +29,7 @@ from gateway.keys import (
     LOGIN_STATE,
     OIDC_DIRECTORY,
     PROVISIONING,
+    REQUEST_ID,
     REQUEST_LOG,
     SESSION_CACHE,
     SESSIONS,
@@ -78,7 +81,31 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-PURGE_SECONDS = 3600.0  # how often soft-deleted users past their keeping time are purged
+PURGE_SECONDS = 3600.0  # how often what is past its keeping time is purged
+
+
+async def _purge(app: web.Application, settings: Settings, now: datetime) -> None:
+    """Soft-deleted users past their tenant's keeping time; audit entries past
+    `audit_days`."""
+    await app[STORE].purge_deleted(now)
+    if settings.audit_days > 0:
+        await app[AUDIT].purge(now - timedelta(days=settings.audit_days))
+
+
+@web.middleware
+async def request_ids(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Every request has an id: the caller's `X-Request-Id` when it is a sane token, else a
+    new one; it is sent back, and audit entries carry it."""
+    given = request.headers.get("X-Request-Id", "")
+    ok = 0 < len(given) <= 128 and all(c.isalnum() or c in "-_.:" for c in given)
+    request[REQUEST_ID] = given if ok else "req_" + secrets.token_hex(8)
+    try:
+        response = await handler(request)
+    except web.HTTPException as exc:
+        exc.headers["X-Request-Id"] = request[REQUEST_ID]
+        raise
+    response.headers["X-Request-Id"] = request[REQUEST_ID]
+    return response
 
 
 @contextlib.asynccontextmanager
@@ -105,7 +132,7 @@ async def every(seconds: float, work: Callable[[], Awaitable[object]]) -> AsyncI
 def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now) -> web.Application:
     if settings.database_url is None:
         raise ValueError("create_app needs settings.database_url (the CLI starts the embedded one)")
-    app = web.Application()
+    app = web.Application(middlewares=[request_ids])
     app[SETTINGS] = settings
     app[CLOCK] = clock
     app[TOKEN_CACHE] = TokenCache(settings.token_cache_seconds)
@@ -125,7 +152,7 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now) -> w
         app[AUDIT] = AuditLog(engine)
         app[API_KEYS] = ApiKeyStore(engine)
         app[EVENTS] = EventStore(engine)
-        app[PROVISIONING] = Provisioning(app[STORE], clock, app[ACCESS])
+        app[PROVISIONING] = Provisioning(app[STORE], clock, app[ACCESS], app[AUDIT])
         async with contextlib.AsyncExitStack() as stack:
             http = await stack.enter_async_context(aiohttp.ClientSession())
             app[OIDC_DIRECTORY] = OidcDirectory(http)
@@ -148,7 +175,7 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now) -> w
                 )
                 await stack.enter_async_context(delivering(worker))
             await stack.enter_async_context(
-                every(PURGE_SECONDS, lambda: app[STORE].purge_deleted(clock()))
+                every(PURGE_SECONDS, lambda: _purge(app, settings, clock()))
             )
             if settings.session_cache_seconds > 0:
                 cache = app[SESSION_CACHE]

@@ -46,3 +46,4 @@ EVENTS = web.AppKey("events", EventStore)
 REQUEST_LOG: web.AppKey[RequestLog] = web.AppKey("request_log")  # unset when logging is off
 
 PRINCIPAL = web.RequestKey("principal", Principal)  # set by SCIM authentication
+REQUEST_ID = web.RequestKey("request_id", str)  # set for every request (gateway.app)

@@ -15,7 +15,7 @@ its transaction) collects these users and recomputes them at `flush`, after comm
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +26,7 @@ from scim.patch import MemberChanges, apply_patch, changes_members_only, parse_p
 from scim.quirks import normalise_patch_request, normalise_resource
 from scim.resources import parse_resource
 from scim.schema import GROUP, USER, ResourceType
+from storage.audit_store import AuditEntry, AuditLog
 from storage.scim_store import GroupKeys, ScimStore, user_name_taken
 
 _NO_KEYS = GroupKeys()
@@ -37,25 +38,66 @@ class Provisioning:
         store: ScimStore,
         clock: Callable[[], datetime],
         access: Access | None = None,
+        audit: AuditLog | None = None,
         *,
         actor: str = "system",
+        context: Mapping[str, str] | None = None,
         deferred: bool = False,
     ) -> None:
         self.store = store
         self.clock = clock
         self.access = access
+        self.audit = audit
         self.actor = actor
+        self.context = dict(context or {})  # request id, source IP: added to audit entries
         self.deferred = deferred
         self._pending: dict[uuid.UUID, set[uuid.UUID]] = {}
+        self._entries: list[tuple[uuid.UUID, AuditEntry]] = []
 
     def acting(
-        self, actor: str, *, store: ScimStore | None = None, deferred: bool = False
+        self,
+        actor: str,
+        *,
+        context: Mapping[str, str] | None = None,
+        store: ScimStore | None = None,
+        deferred: bool = False,
     ) -> Provisioning:
-        """These use cases on behalf of `actor` (who the audit log names), optionally on
-        another store (one working within a transaction) and `deferred`."""
+        """These use cases on behalf of `actor` (who the audit log names, with `context`:
+        the request id and source IP), optionally on another store (one working within a
+        transaction) and `deferred`."""
         return Provisioning(
-            store or self.store, self.clock, self.access, actor=actor, deferred=deferred
+            store or self.store,
+            self.clock,
+            self.access,
+            self.audit,
+            actor=actor,
+            context=context,
+            deferred=deferred,
         )
+
+    async def _audited(
+        self, tenant_id: uuid.UUID, action: str, target: str, details: dict[str, Any]
+    ) -> None:
+        """An audit entry for a write that committed (after it: the write's own record is
+        its event, written in its transaction)."""
+        if self.audit is None:
+            return
+        entry = AuditEntry(action, target, details | self.context)
+        if self.deferred:
+            self._entries.append((tenant_id, entry))
+        else:
+            await self.audit.record(tenant_id, self.clock(), self.actor, entry)
+
+    async def _user_written(
+        self, tenant_id: uuid.UUID, action: str, user: dict[str, Any], fields: list[str]
+    ) -> None:
+        await self._changed(tenant_id, [uuid.UUID(user["id"])])
+        await self._audited(tenant_id, action, f"user:{user['id']}", {"fields": fields})
+
+    async def _group_written(
+        self, tenant_id: uuid.UUID, action: str, group_id: str, details: dict[str, Any]
+    ) -> None:
+        await self._audited(tenant_id, action, f"group:{group_id}", details)
 
     async def _changed(self, tenant_id: uuid.UUID, user_ids: Iterable[uuid.UUID]) -> None:
         if self.access is None:
@@ -66,11 +108,15 @@ class Provisioning:
             await self.access.recompute(tenant_id, user_ids, self.actor)
 
     async def flush(self) -> None:
-        """Recompute the users a deferred Provisioning's writes changed."""
+        """Recompute the users a deferred Provisioning's writes changed, and audit them."""
         pending, self._pending = self._pending, {}
+        entries, self._entries = self._entries, []
         if self.access is not None:
             for tenant_id, user_ids in pending.items():
                 await self.access.recompute(tenant_id, user_ids, self.actor)
+        if self.audit is not None:
+            for tenant_id, entry in entries:
+                await self.audit.record(tenant_id, self.clock(), self.actor, entry)
 
     async def _group_members(
         self, tenant_id: uuid.UUID, group_id: str | None, new: GroupKeys = _NO_KEYS
@@ -111,12 +157,14 @@ class Provisioning:
             user = await self.store.create_user(
                 tenant_id, resource, password_hash, self.clock(), self.actor
             )
-            await self._changed(tenant_id, [uuid.UUID(user["id"])])
+            await self._user_written(tenant_id, "user.created", user, _fields(resource))
             return user
         resource = parse_resource(GROUP, normalise_resource(GROUP, body))
         before = await self._group_members(tenant_id, None, GroupKeys.of(resource))
         group = await self.store.create_group(tenant_id, resource, self.clock())
         await self._group_changed(tenant_id, before, None)
+        created = {"fields": _fields(resource), "members": len(resource.get("members", []))}
+        await self._group_written(tenant_id, "group.created", group["id"], created)
         return group
 
     async def create_users(
@@ -139,7 +187,9 @@ class Provisioning:
         created = await self.store.create_users(tenant_id, valid, self.clock(), self.actor)
         for position, (resource, _), user in zip(positions, valid, created, strict=True):
             results[position] = user or user_name_taken(resource["userName"])
-        await self._changed(tenant_id, [uuid.UUID(user["id"]) for user in created if user])
+        for (resource, _), user in zip(valid, created, strict=True):
+            if user is not None:
+                await self._user_written(tenant_id, "user.created", user, _fields(resource))
         return results
 
     async def replace(
@@ -153,20 +203,30 @@ class Provisioning:
         """PUT (RFC 7644 §3.5.1): readOnly attributes kept, immutable ones checked."""
         now = self.clock()
         if resource_type is USER:
+            read: dict[str, Any] = {}
 
             async def build_user(current: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
-                return await _user_replacing(current, body)
+                read["current"] = current
+                built = await _user_replacing(current, body)
+                read["password"] = built[1] is not None
+                return built
 
             user = await self.store.replace_user(tenant_id, resource_id, build_user, if_match, now)
-            await self._changed(tenant_id, [uuid.UUID(user["id"])])
+            fields = _changed_fields(read["current"], user, read["password"])
+            await self._user_written(tenant_id, "user.updated", user, fields)
             return user
 
+        group_read: dict[str, Any] = {}
+
         async def build_group(current: dict[str, Any]) -> dict[str, Any]:
+            group_read["current"] = current
             return parse_resource(GROUP, normalise_resource(GROUP, body), existing=current)
 
         before = await self._group_members(tenant_id, resource_id)
         group = await self.store.replace_group(tenant_id, resource_id, build_group, if_match, now)
         await self._group_changed(tenant_id, before, group)
+        fields = _changed_fields(group_read["current"], group, False)
+        await self._group_written(tenant_id, "group.updated", group["id"], {"fields": fields})
         return group
 
     async def patch(
@@ -183,13 +243,18 @@ class Provisioning:
         operations = parse_patch_request(normalise_patch_request(body))
         now = self.clock()
         if resource_type is USER:
+            read: dict[str, Any] = {}
 
             async def build_user(current: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+                read["current"] = current
                 patched, _ = apply_patch(USER, current, operations)
-                return await _user_replacing(current, patched)
+                built = await _user_replacing(current, patched)
+                read["password"] = built[1] is not None
+                return built
 
             user = await self.store.replace_user(tenant_id, resource_id, build_user, if_match, now)
-            await self._changed(tenant_id, [uuid.UUID(user["id"])])
+            fields = _changed_fields(read["current"], user, read["password"])
+            await self._user_written(tenant_id, "user.updated", user, fields)
             return user
 
         if if_match is None and not with_members and changes_members_only(GROUP, operations):
@@ -200,15 +265,21 @@ class Provisioning:
                 before = await self._group_members(tenant_id, resource_id)
                 group = await self.store.patch_group_members(tenant_id, resource_id, changes, now)
                 await self._group_changed(tenant_id, before, None)
-                return group
-            group = await self.store.patch_group_members(tenant_id, resource_id, changes, now)
-            touched = [m["value"] for m in changes.add] + sorted(changes.remove)
-            await self._changed(tenant_id, _uuids(touched))
+            else:
+                group = await self.store.patch_group_members(tenant_id, resource_id, changes, now)
+                touched = [m["value"] for m in changes.add] + sorted(changes.remove)
+                await self._changed(tenant_id, _uuids(touched))
+            await self._group_written(
+                tenant_id, "group.members_changed", group["id"], _member_summary(changes)
+            )
             return group
+
+        patch_read: dict[str, Any] = {}
 
         async def build_group(current: dict[str, Any]) -> tuple[dict[str, Any], MemberChanges]:
             patched, changes = apply_patch(GROUP, current, operations, split_members=True)
             resource = parse_resource(GROUP, normalise_resource(GROUP, patched), existing=current)
+            patch_read.update(current=current, changes=changes)
             return resource, changes
 
         before = await self._group_members(tenant_id, resource_id)
@@ -216,6 +287,10 @@ class Provisioning:
             tenant_id, resource_id, build_group, if_match, now, with_members=with_members
         )
         await self._group_changed(tenant_id, before, group)
+        details = _member_summary(patch_read["changes"]) | {
+            "fields": _changed_fields(patch_read["current"], group, False, ignore=("members",))
+        }
+        await self._group_written(tenant_id, "group.updated", group["id"], details)
         return group
 
     async def delete(
@@ -228,10 +303,40 @@ class Provisioning:
         if resource_type is USER:
             # Its grants go with it; the tenant's policy says whether it is kept apart.
             await self.store.delete_user(tenant_id, resource_id, if_match, self.actor)
+            await self._audited(tenant_id, "user.deleted", f"user:{resource_id}", {})
             return
         before = await self._group_members(tenant_id, resource_id)
         await self.store.delete_group(tenant_id, resource_id, if_match)
         await self._group_changed(tenant_id, before, None)
+        await self._group_written(tenant_id, "group.deleted", resource_id, {})
+
+
+_NOT_FIELDS = ("id", "meta", "schemas", "groups")
+
+
+def _fields(resource: Mapping[str, Any]) -> list[str]:
+    """The attributes a new resource sets (names only: the audit log holds no values)."""
+    return sorted(k for k in resource if k not in _NOT_FIELDS)
+
+
+def _changed_fields(
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+    password_set: bool,
+    ignore: Sequence[str] = (),
+) -> list[str]:
+    """The attributes a write changed (names only; `password` when one was set)."""
+    skip = (*_NOT_FIELDS, *ignore)
+    names = {k for k in (*before, *after) if k not in skip and before.get(k) != after.get(k)}
+    return sorted(names | ({"password"} if password_set else set()))
+
+
+def _member_summary(changes: MemberChanges) -> dict[str, Any]:
+    if changes.replace is not None:
+        return {"members": "replaced", "count": len(changes.replace)}
+    if changes.remove_all:
+        return {"members": "all removed"}
+    return {"added": len(changes.add), "removed": len(changes.remove)}
 
 
 def _uuids(values: Iterable[Any]) -> list[uuid.UUID]:

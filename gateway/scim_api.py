@@ -16,7 +16,15 @@ from aiohttp import web
 
 from gateway.credentials import hash_token
 from gateway.errors import SCIM_CONTENT_TYPE, Handler, scim_errors, scim_json
-from gateway.keys import CLOCK, PRINCIPAL, PROVISIONING, SETTINGS, STORE, TOKEN_CACHE
+from gateway.keys import (
+    CLOCK,
+    PRINCIPAL,
+    PROVISIONING,
+    REQUEST_ID,
+    SETTINGS,
+    STORE,
+    TOKEN_CACHE,
+)
 from gateway.provisioning import Provisioning
 from gateway.request_log import log_scim_requests
 from scim import discovery
@@ -154,9 +162,16 @@ def _resource_type(request: web.Request) -> ResourceType:
     return _TYPES[request.match_info["kind"]]
 
 
+def request_context(request: web.Request) -> dict[str, str]:
+    """What audit entries say of the request: its id and source address."""
+    return {"request_id": request[REQUEST_ID], "ip": request.remote or ""}
+
+
 def _provisioning(request: web.Request) -> Provisioning:
     """The use cases, acting for the SCIM token that authenticated the request."""
-    return request.config_dict[PROVISIONING].acting(f"scim:{_principal(request).token_id}")
+    return request.config_dict[PROVISIONING].acting(
+        f"scim:{_principal(request).token_id}", context=request_context(request)
+    )
 
 
 async def create(request: web.Request) -> web.Response:
@@ -344,7 +359,10 @@ async def bulk(request: web.Request) -> web.Response:
     store = request.config_dict[STORE]
     async with store.engine.begin() as conn:
         provisioning = request.config_dict[PROVISIONING].acting(
-            f"scim:{_principal(request).token_id}", store=store.within(conn), deferred=True
+            f"scim:{_principal(request).token_id}",
+            context=request_context(request),
+            store=store.within(conn),
+            deferred=True,
         )
         results = await run_bulk(
             parsed, execute, locate=locate, execute_many=execute_many, batchable=creates_user

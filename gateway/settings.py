@@ -103,6 +103,9 @@ class Settings(BaseModel):
     webhook_timeout_seconds: float = Field(
         10.0, gt=0, description="How long a webhook receiver has to answer."
     )
+    audit_days: int = Field(
+        365, ge=0, description="Audit entries are kept this many days (0: for ever)."
+    )
     identity_token_seconds: int = Field(
         300, ge=30, le=3600, description="Lifetime of the JWTs `/auth/token` hands out."
     )

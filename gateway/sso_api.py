@@ -47,6 +47,7 @@ from gateway.keys import (
     SSO_STORE,
     STORE,
 )
+from gateway.scim_api import request_context
 from scim.errors import ScimError
 from scim.schema import USER
 from sso import oidc, saml
@@ -305,7 +306,9 @@ async def _user(
         raise LoginRefusedError("no linked user, and just-in-time users are off", subject=subject)
     body = scim_user(found.email or subject, found)
     try:
-        provisioning = request.config_dict[PROVISIONING].acting(f"sso:{connection.name}")
+        provisioning = request.config_dict[PROVISIONING].acting(
+            f"sso:{connection.name}", context=request_context(request)
+        )
         created = await provisioning.create(tenant.id, USER, body)
     except ScimError as exc:
         # An account of that name exists and is not linked: it is never adopted by name.
@@ -413,7 +416,9 @@ async def _update_profile(
     if change is None:
         return
     try:
-        provisioning = request.config_dict[PROVISIONING].acting(f"sso:{connection.name}")
+        provisioning = request.config_dict[PROVISIONING].acting(
+            f"sso:{connection.name}", context=request_context(request)
+        )
         await provisioning.patch(tenant.id, USER, str(user_id), change, None)
     except ScimError as exc:
         log.warning("profile update refused on %s/%s: %s", tenant.slug, connection.name, exc)

@@ -49,6 +49,12 @@ RETRY_DELAYS = (
     timedelta(hours=10),
 )
 _ERROR_CHARS = 500
+_CONCURRENT_SENDS = 100  # aiohttp's default connection limit
+
+
+async def _start_of(response: aiohttp.ClientResponse) -> str:
+    """The start of an error answer, whatever its encoding."""
+    return (await response.content.read(_ERROR_CHARS)).decode("utf-8", "replace")
 
 
 def new_endpoint_id() -> str:
@@ -125,9 +131,11 @@ def outcome(
     else:
         delay = RETRY_DELAYS[attempts - 1]
         state, next_at = PENDING, now + delay * (1 + 0.1 * jitter())
+    # Stored as text: at most _ERROR_CHARS, and without NUL, which PostgreSQL text refuses.
+    kept = (error or "").replace("\x00", "\ufffd")[:_ERROR_CHARS] or None
     return Outcome(
         delivery.endpoint_id, delivery.event.seq, state, attempts, next_at, first,
-        status, (error or "")[:_ERROR_CHARS] or None, None,
+        status, kept, None,
     )  # fmt: skip
 
 
@@ -146,8 +154,11 @@ class WebhookWorker:
         self.http = http
         self.clock = clock
         self.batch = batch
-        self.timeout = aiohttp.ClientTimeout(total=timeout)
+        self.timeout = timeout
         self.poll_seconds = poll_seconds
+        # The receiver's time starts when its request can go: no more at once than the HTTP
+        # client has connections, so none times out waiting for one.
+        self.sending = asyncio.Semaphore(_CONCURRENT_SENDS)
         self.wake = asyncio.Event()
 
     async def run_once(self) -> int:
@@ -161,20 +172,26 @@ class WebhookWorker:
             return len(outcomes)
 
     async def _send(self, delivery: Delivery) -> Outcome:
+        """One attempt; whatever happens is its outcome (an exception must not undo the
+        outcomes of the rest of the claim)."""
         body = orjson.dumps(event_json(delivery.event, delivery.tenant_slug))
-        now = self.clock()
-        try:
-            async with self.http.post(
-                delivery.url,
-                data=body,
-                headers=headers(delivery, body, now),
-                timeout=self.timeout,
-                allow_redirects=False,
-            ) as response:
-                text = "" if 200 <= response.status < 300 else (await response.text())[:200]
-                return outcome(delivery, self.clock(), response.status, text or None)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            return outcome(delivery, self.clock(), None, f"{type(exc).__name__}: {exc}")
+        async with self.sending:
+            now = self.clock()
+            try:
+                async with (
+                    asyncio.timeout(self.timeout),
+                    self.http.post(
+                        delivery.url,
+                        data=body,
+                        headers=headers(delivery, body, now),
+                        allow_redirects=False,
+                    ) as response,
+                ):
+                    status = response.status
+                    text = "" if 200 <= status < 300 else await _start_of(response)
+                return outcome(delivery, self.clock(), status, text or None)
+            except Exception as exc:  # no answer, a broken one, or a timeout
+                return outcome(delivery, self.clock(), None, f"{type(exc).__name__}: {exc}")
 
     async def run(self) -> None:
         """Deliver until cancelled; sleep when there is nothing to send until woken (new

@@ -1,7 +1,9 @@
 """The audit log: an append-only record of what changed or was refused in a tenant, by whom.
 
-Entries are written in the transaction of the change they record (`write`), or on their own
-for a refusal (`AuditLog.record`). Details never hold secrets.
+Entries of grant changes are written in the transaction of the change (`write`); those of
+SCIM writes (with the request id and source address) right after the write commits, and
+those of refusals on their own (`AuditLog.record`). Every change is also an event, written in
+its own transaction (migration 0014). Details name attributes, never their values or secrets.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from storage.database import autocommit
@@ -63,6 +65,12 @@ class AuditLog:
     ) -> None:
         async with self.single.connect() as conn:
             await write(conn, tenant_id, now, actor, [entry])
+
+    async def purge(self, before: datetime) -> int:
+        """Forget entries older than `before` (the retention setting)."""
+        async with self.single.connect() as conn:
+            result = await conn.execute(delete(audit_log).where(audit_log.c.at < before))
+            return int(result.rowcount)
 
     async def latest(
         self,

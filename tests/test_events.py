@@ -167,3 +167,29 @@ async def test_the_events_api_needs_a_live_key_of_the_tenant_with_the_scope(
     assert (await client.get("/api/v1/events", headers=headers)).status == 401
     listed = await _cli(database_url, "events", tenant.slug)
     assert [json.loads(line)["type"] for line in listed.output.splitlines()] == ["user.created"]
+
+
+async def test_scim_writes_are_audited_with_fields_request_and_address(
+    client: TestClient[Any, Any], tenant: TenantAccess, scim: Scim, database_url: str
+) -> None:
+    _, eli, _ = await scim.post("/Users", user("eli@corp.example"))
+    change = {
+        "schemas": [PATCH_OP],
+        "Operations": [{"op": "replace", "value": {"title": "Dr", "password": "s3cret!pass"}}],
+    }
+    resp = await client.patch(
+        f"{tenant.base}/Users/{eli['id']}",
+        json=change,
+        headers={**tenant.headers, "X-Request-Id": "trace-42"},
+    )
+    assert resp.status == 200 and resp.headers["X-Request-Id"] == "trace-42"
+    shown = await _cli(database_url, "audit", tenant.slug, "--user", eli["id"], "--json")
+    updated, created = json.loads(shown.output)
+    assert (created["action"], updated["action"]) == ("user.created", "user.updated")
+    assert updated["actor"] == f"scim:{tenant.token_id}"
+    assert updated["details"]["fields"] == ["password", "title"]
+    assert updated["details"]["request_id"] == "trace-42"
+    assert updated["details"]["ip"] == "127.0.0.1"
+    assert "s3cret" not in shown.output
+    # A request without an id gets one.
+    assert (await client.get("/healthz")).headers["X-Request-Id"].startswith("req_")

@@ -91,7 +91,7 @@ async def test_a_blocked_user_is_out_whatever_scim_says(
     # SCIM still sees an active user (the block is the product's, not the IdP's).
     _, shown, _ = await scim.get(f"/Users/{bob['id']}")
     assert shown["active"] is True
-    audited = await _cli(database_url, "audit", tenant.slug, "--action", "user.", "--json")
+    audited = await _cli(database_url, "audit", tenant.slug, "--action", "user.bl", "--json")
     (entry,) = json.loads(audited.output)
     assert entry["action"] == "user.blocked" and entry["details"] == {"reason": "Left"}
     assert "user.blocked" in await _types(engine, tenant)
