@@ -3,12 +3,15 @@ user out at once and keep their data; reactivation and re-provisioning bring the
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 import uuid
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 from aiohttp.test_utils import TestClient
 from sqlalchemy import text as sql
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -17,6 +20,7 @@ from gateway.app import utc_now
 from gateway.auth_api import SESSION_COOKIE
 from storage.scim_store import ScimStore
 from tests.conftest import Scim, TenantAccess, group, user
+from tests.processes import healthy, serve, stop, until
 from tests.test_access import RULES, _grants, _set_rules, _set_up
 from tests.test_auth_verify import _session
 from tests.test_cli import _cli
@@ -194,3 +198,43 @@ async def test_grants_follow_what_is_unambiguous(
     shown = json.loads((await _cli(database_url, "mapping", "show", tenant.slug)).output)
     assert shown["default_role"] == "member"
     assert real["externalId"] == "ext-1"
+
+
+async def test_deactivation_reaches_another_gateway_process(
+    database_url: str, engine: AsyncEngine, tenant: TenantAccess, scim: Scim, tmp_path: Path
+) -> None:
+    """The issue's picture: a second `idgate serve` on the same database, holding the
+    session in its cache; a SCIM deactivation through this process; the other's next check
+    is 401."""
+    _, fay, _ = await scim.post("/Users", user("fay@corp.example"))
+    secret = await _session(engine, tenant, fay["id"])
+    cookie = {"Cookie": f"{SESSION_COOKIE}={secret}"}
+    log = (tmp_path / "idgate.log").open("wb")
+    process, port = serve(database_url, log, {"IDGATE_SESSION_CACHE_SECONDS": "60"})
+    try:
+        async with aiohttp.ClientSession() as http:
+            await healthy(http, process, port)
+
+            async def status() -> int:
+                url = f"http://127.0.0.1:{port}/auth/verify"
+                async with http.get(url, headers=cookie) as answer:
+                    return answer.status
+
+            # Listening may take a moment after start; then the session is kept.
+            async def kept() -> bool:
+                return await status() == 200
+
+            await until("the other process answers", kept, 10)
+            await asyncio.sleep(0.5)
+            assert await status() == 200
+            await scim.request("PATCH", f"/Users/{fay['id']}", _active(False))
+            started = time.monotonic()
+
+            async def out() -> bool:
+                return await status() == 401
+
+            await until("the other process refuses the session", out, 1.0, 0.005)
+            assert time.monotonic() - started < 1.0
+    finally:
+        stop(process)
+        log.close()

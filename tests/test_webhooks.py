@@ -11,20 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import collections
-import contextlib
 import json
-import os
 import re
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import aiohttp
 import pytest
@@ -37,16 +33,10 @@ from gateway.webhooks import RETRY_DELAYS, WebhookWorker, new_endpoint_id, new_s
 from storage.event_store import Event, EventStore
 from storage.webhook_store import DEAD, DELIVERED, PENDING, DeliveryRecord, WebhookStore
 from tests.conftest import Scim, TenantAccess, group, user
+from tests.processes import free_port, healthy, serve, until
 from tests.test_cli import _cli
 
 PATCH_OP = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
-BIN = Path(sys.executable).parent
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _retitle(title: str) -> dict[str, Any]:
@@ -71,7 +61,7 @@ class Receiver:
     answer 500 (`fail`, or with a body of `error_bodies`) or to take `hang_seconds` (`hang`)
     for chosen event ids, and to take `delays` seconds at chosen paths."""
 
-    port: int = field(default_factory=_free_port)
+    port: int = field(default_factory=free_port)
     hits: list[Hit] = field(default_factory=list)
     fail: set[str] = field(default_factory=set)
     error_bodies: dict[str, bytes] = field(default_factory=dict)  # event id: a 500's body
@@ -572,38 +562,6 @@ async def test_rotated_secrets_sign_side_by_side_until_the_overlap_ends(
 # --- a gateway process killed mid-delivery ----------------------------------------------------
 
 
-def _serve(database_url: str, log: IO[bytes]) -> tuple[subprocess.Popen[bytes], int]:
-    port = _free_port()
-    env = {
-        **os.environ,
-        "IDGATE_DATABASE_URL": database_url,
-        "IDGATE_LOG_LEVEL": "WARNING",
-        "IDGATE_WEBHOOK_DELIVERY": "true",
-    }
-    argv = [str(BIN / "idgate"), "serve", "--port", str(port), "--workers", "1"]
-    return subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, env=env), port
-
-
-async def _until(what: str, check: Any, seconds: float, interval: float = 0.05) -> None:
-    deadline = time.monotonic() + seconds
-    while not await check():
-        assert time.monotonic() < deadline, f"timed out waiting until {what}"
-        await asyncio.sleep(interval)
-
-
-async def _healthy(
-    http: aiohttp.ClientSession, process: subprocess.Popen[bytes], port: int
-) -> None:
-    async def up() -> bool:
-        assert process.poll() is None, f"idgate serve exited with {process.returncode}"
-        with contextlib.suppress(aiohttp.ClientError):
-            async with http.get(f"http://127.0.0.1:{port}/healthz") as response:
-                return response.status == 200
-        return False
-
-    await _until("the gateway is up", up, 20, 0.1)
-
-
 async def test_sigkill_mid_delivery_loses_nothing_and_keeps_order(
     hooks: Hooks, scim: Scim, database_url: str, tmp_path: Path
 ) -> None:
@@ -614,9 +572,9 @@ async def test_sigkill_mid_delivery_loses_nothing_and_keeps_order(
     processes: list[subprocess.Popen[bytes]] = []
     log = (tmp_path / "idgate.log").open("wb")
     try:
-        first, port = _serve(database_url, log)
+        first, port = serve(database_url, log, {"IDGATE_WEBHOOK_DELIVERY": "true"})
         processes.append(first)
-        await _healthy(hooks.http, first, port)
+        await healthy(hooks.http, first, port)
 
         users: list[str] = []
 
@@ -634,7 +592,7 @@ async def test_sigkill_mid_delivery_loses_nothing_and_keeps_order(
             return len(receiver.hits) >= 20 and receiver.in_flight > 0
 
         async def kill() -> None:
-            await _until("deliveries are in flight", mid_delivery, 15, 0.005)
+            await until("deliveries are in flight", mid_delivery, 15, 0.005)
             first.send_signal(signal.SIGKILL)  # nothing ran between the check and the kill
 
         async with asyncio.TaskGroup() as tasks:
@@ -647,27 +605,27 @@ async def test_sigkill_mid_delivery_loses_nothing_and_keeps_order(
         assert len(arrived_before) < len(events), "delivery was over before the kill"
         await receiver.stop()
 
-        second, port = _serve(database_url, log)
+        second, port = serve(database_url, log, {"IDGATE_WEBHOOK_DELIVERY": "true"})
         processes.append(second)
-        await _healthy(hooks.http, second, port)
+        await healthy(hooks.http, second, port)
 
         async def refused() -> bool:
             records = await hooks.deliveries(endpoint_id)
             return any(r.attempts > 0 and r.last_error for r in records.values())
 
-        await _until("the new gateway finds the receiver down", refused, 10)
+        await until("the new gateway finds the receiver down", refused, 10)
         await receiver.start()
 
         async def everything_arrived() -> bool:
             return {e.id for e in events} <= set(receiver.ids())
 
-        await _until("every event arrived", everything_arrived, 20, 0.1)
+        await until("every event arrived", everything_arrived, 20, 0.1)
 
         async def recorded() -> bool:
             records = await hooks.deliveries(endpoint_id)
             return {r.status for r in records.values()} == {DELIVERED}
 
-        await _until("every delivery is recorded", recorded, 5)
+        await until("every delivery is recorded", recorded, 5)
     finally:
         for process in processes:
             if process.poll() is None:
