@@ -203,18 +203,7 @@ class Provisioning:
         """PUT (RFC 7644 §3.5.1): readOnly attributes kept, immutable ones checked."""
         now = self.clock()
         if resource_type is USER:
-            read: dict[str, Any] = {}
-
-            async def build_user(current: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
-                read["current"] = current
-                built = await _user_replacing(current, body)
-                read["password"] = built[1] is not None
-                return built
-
-            user = await self.store.replace_user(tenant_id, resource_id, build_user, if_match, now)
-            fields = _changed_fields(read["current"], user, read["password"])
-            await self._user_written(tenant_id, "user.updated", user, fields)
-            return user
+            return await self._write_user(tenant_id, resource_id, lambda _: body, if_match, now)
 
         group_read: dict[str, Any] = {}
 
@@ -228,6 +217,28 @@ class Provisioning:
         fields = _changed_fields(group_read["current"], group, False)
         await self._group_written(tenant_id, "group.updated", group["id"], {"fields": fields})
         return group
+
+    async def _write_user(
+        self,
+        tenant_id: uuid.UUID,
+        resource_id: str,
+        make: Callable[[dict[str, Any]], Any],
+        if_match: str | None,
+        now: datetime,
+    ) -> dict[str, Any]:
+        """PUT or PATCH of a user: `make(current)` is the body that replaces it (readOnly
+        attributes kept, immutable ones checked); then grants and the audit follow."""
+        read: dict[str, Any] = {}
+
+        async def build_user(current: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
+            built = await _user_replacing(current, make(current))
+            read.update(current=current, password=built[1] is not None)
+            return built
+
+        user = await self.store.replace_user(tenant_id, resource_id, build_user, if_match, now)
+        fields = _changed_fields(read["current"], user, read["password"])
+        await self._user_written(tenant_id, "user.updated", user, fields)
+        return user
 
     async def patch(
         self,
@@ -243,19 +254,11 @@ class Provisioning:
         operations = parse_patch_request(normalise_patch_request(body))
         now = self.clock()
         if resource_type is USER:
-            read: dict[str, Any] = {}
 
-            async def build_user(current: dict[str, Any]) -> tuple[dict[str, Any], str | None]:
-                read["current"] = current
-                patched, _ = apply_patch(USER, current, operations)
-                built = await _user_replacing(current, patched)
-                read["password"] = built[1] is not None
-                return built
+            def patched(current: dict[str, Any]) -> Any:
+                return apply_patch(USER, current, operations)[0]
 
-            user = await self.store.replace_user(tenant_id, resource_id, build_user, if_match, now)
-            fields = _changed_fields(read["current"], user, read["password"])
-            await self._user_written(tenant_id, "user.updated", user, fields)
-            return user
+            return await self._write_user(tenant_id, resource_id, patched, if_match, now)
 
         if if_match is None and not with_members and changes_members_only(GROUP, operations):
             # What IdPs send for membership changes: applied without reading the group.
