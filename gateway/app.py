@@ -86,10 +86,12 @@ PURGE_SECONDS = 3600.0  # how often what is past its keeping time is purged
 
 async def _purge(app: web.Application, settings: Settings, now: datetime) -> None:
     """Soft-deleted users past their tenant's keeping time; audit entries past
-    `audit_days`."""
+    `audit_days`; events past `events_days` (and finished deliveries of them)."""
     await app[STORE].purge_deleted(now)
     if settings.audit_days > 0:
         await app[AUDIT].purge(now - timedelta(days=settings.audit_days))
+    if settings.events_days > 0:
+        await app[EVENTS].purge(now - timedelta(days=settings.events_days))
 
 
 @web.middleware
@@ -110,15 +112,15 @@ async def request_ids(request: web.Request, handler: Handler) -> web.StreamRespo
 
 @contextlib.asynccontextmanager
 async def every(seconds: float, work: Callable[[], Awaitable[object]]) -> AsyncIterator[None]:
-    """Run `work` every `seconds` (first after one interval) while the context is open."""
+    """Run `work` now and every `seconds` while the context is open."""
 
     async def loop() -> None:
         while True:
-            await asyncio.sleep(seconds)
             try:
                 await work()
             except Exception:  # the next round tries again
                 logging.getLogger(__name__).exception("periodic work failed")
+            await asyncio.sleep(seconds)
 
     task = asyncio.create_task(loop())
     try:
@@ -157,9 +159,11 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now) -> w
             http = await stack.enter_async_context(aiohttp.ClientSession())
             app[OIDC_DIRECTORY] = OidcDirectory(http)
             if settings.webhook_delivery:
+                # A session of its own: slow receivers never hold up OIDC calls.
+                hooks_http = await stack.enter_async_context(aiohttp.ClientSession())
                 worker = WebhookWorker(
                     WebhookStore(engine),
-                    http,
+                    hooks_http,
                     clock,
                     batch=settings.webhook_batch,
                     timeout=settings.webhook_timeout_seconds,

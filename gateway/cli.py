@@ -134,7 +134,7 @@ def tenant_list(obj: Context) -> None:
 )
 @click.option(
     "--keep-deleted-days",
-    type=click.IntRange(min=0),
+    type=click.IntRange(min=0, max=3650),
     help=f"How long soft-deleted users are kept (0: the default, {KEEP_DELETED_DAYS}).",
 )
 @click.pass_obj

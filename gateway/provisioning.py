@@ -14,6 +14,7 @@ its transaction) collects these users and recomputes them at `flush`, after comm
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
@@ -29,6 +30,7 @@ from scim.schema import GROUP, USER, ResourceType
 from storage.audit_store import AuditEntry, AuditLog
 from storage.scim_store import GroupKeys, ScimStore, user_name_taken
 
+log = logging.getLogger(__name__)
 _NO_KEYS = GroupKeys()
 
 
@@ -86,7 +88,16 @@ class Provisioning:
         if self.deferred:
             self._entries.append((tenant_id, entry))
         else:
+            await self._record(tenant_id, entry)
+
+    async def _record(self, tenant_id: uuid.UUID, entry: AuditEntry) -> None:
+        """The write has committed: a failure to audit it is logged, not answered with an
+        error (the client would retry a write that happened)."""
+        assert self.audit is not None
+        try:
             await self.audit.record(tenant_id, self.clock(), self.actor, entry)
+        except Exception:
+            log.exception("audit entry lost: %s %s", entry.action, entry.target)
 
     async def _user_written(
         self, tenant_id: uuid.UUID, action: str, user: dict[str, Any], fields: list[str]
@@ -116,7 +127,7 @@ class Provisioning:
                 await self.access.recompute(tenant_id, user_ids, self.actor)
         if self.audit is not None:
             for tenant_id, entry in entries:
-                await self.audit.record(tenant_id, self.clock(), self.actor, entry)
+                await self._record(tenant_id, entry)
 
     async def _group_members(
         self, tenant_id: uuid.UUID, group_id: str | None, new: GroupKeys = _NO_KEYS

@@ -103,6 +103,12 @@ class Settings(BaseModel):
     webhook_timeout_seconds: float = Field(
         10.0, gt=0, description="How long a webhook receiver has to answer."
     )
+    events_days: int = Field(
+        90,
+        ge=0,
+        description="Events (and their finished webhook deliveries) are kept this many days "
+        "(0: for ever); one still being delivered is kept until it is done.",
+    )
     audit_days: int = Field(
         365, ge=0, description="Audit entries are kept this many days (0: for ever)."
     )

@@ -6,7 +6,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import insert, or_, select, update
@@ -14,6 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from storage.database import autocommit
 from storage.tables import api_keys, tenants
+
+_TOUCH = timedelta(minutes=1)
 
 
 @dataclass(frozen=True)
@@ -101,23 +103,30 @@ class ApiKeyStore:
             return result.rowcount == 1
 
     async def authenticate(self, secret_hash: bytes, now: datetime) -> ApiCaller | None:
-        """The live key (not revoked, not expired) with this secret, and its tenant."""
+        """The live key (not revoked, not expired) with this secret, and its tenant. Its
+        last use is written at most once a minute (pollers share keys)."""
         async with self.single.connect() as conn:
             row = (
                 await conn.execute(
-                    update(api_keys)
+                    select(
+                        api_keys.c.id,
+                        api_keys.c.tenant_id,
+                        api_keys.c.scopes,
+                        api_keys.c.last_used_at,
+                        tenants.c.slug,
+                    )
+                    .select_from(api_keys.join(tenants))
                     .where(
                         api_keys.c.secret_hash == secret_hash,
                         api_keys.c.revoked_at.is_(None),
                         or_(api_keys.c.expires_at.is_(None), api_keys.c.expires_at > now),
-                        api_keys.c.tenant_id == tenants.c.id,
-                    )
-                    .values(last_used_at=now)
-                    .returning(
-                        api_keys.c.id, api_keys.c.tenant_id, api_keys.c.scopes, tenants.c.slug
                     )
                 )
             ).one_or_none()
-        if row is None:
-            return None
+            if row is None:
+                return None
+            if row.last_used_at is None or now - row.last_used_at > _TOUCH:
+                await conn.execute(
+                    update(api_keys).where(api_keys.c.id == row.id).values(last_used_at=now)
+                )
         return ApiCaller(row.id, row.tenant_id, row.slug, tuple(row.scopes))

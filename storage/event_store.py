@@ -1,6 +1,7 @@
 """Reading the events the triggers of migration 0014 write: a tenant's events after a
-sequence number, in order. Numbers have no gaps and follow commit order, so a reader that
-keeps the last number it saw misses nothing."""
+sequence number, in order. The events committed since the last read are numbered first
+(`number_events`); numbers have no gaps and only grow, so a reader that keeps the last
+number it saw misses nothing."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import DateTime, bindparam, select, text
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from storage.database import autocommit
 from storage.tables import events
@@ -27,6 +28,32 @@ class Event:
     data: dict[str, Any]
     occurred_at: datetime
 
+
+# How many unnumbered events one sequencer run numbers at most.
+_SEQUENCE_BATCH = 5000
+_NUMBER = text("SELECT idgate_sequence_events(:limit)")
+
+
+async def number_events(conn: AsyncConnection) -> int:
+    """Number the committed events that have no number yet (all of them, in runs)."""
+    total = 0
+    while done := int((await conn.execute(_NUMBER, {"limit": _SEQUENCE_BATCH})).scalar_one()):
+        total += done
+        if done < _SEQUENCE_BATCH:
+            break
+    return total
+
+
+_PURGE_DELIVERIES = text(
+    "DELETE FROM webhook_deliveries WHERE status <> 'pending' AND next_attempt_at < :before"
+).bindparams(bindparam("before", type_=DateTime(timezone=True)))
+_PURGE_EVENTS = text(
+    """
+    DELETE FROM events e WHERE e.occurred_at < :before AND e.seq IS NOT NULL
+      AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d
+                      WHERE d.tenant_id = e.tenant_id AND d.seq = e.seq AND d.status = 'pending')
+    """
+).bindparams(bindparam("before", type_=DateTime(timezone=True)))
 
 _PAGE = (
     select(events)
@@ -63,4 +90,12 @@ class EventStore:
         query = _PAGE if not types else _PAGE.where(events.c.type.in_(list(types)))
         params = {"tenant_id": tenant_id, "after": after, "limit": limit}
         async with self.single.connect() as conn:
+            await number_events(conn)
             return [event(row) for row in await conn.execute(query, params)]
+
+    async def purge(self, before: datetime) -> int:
+        """Forget events that happened before `before`, and finished deliveries of them; an
+        event a delivery still waits to send stays."""
+        async with self.single.connect() as conn:
+            await conn.execute(_PURGE_DELIVERIES, {"before": before})
+            return int((await conn.execute(_PURGE_EVENTS, {"before": before})).rowcount)

@@ -73,6 +73,7 @@ from storage.tables import (
     resource_counts,
     role_grants,
     scim_tokens,
+    sessions,
     tenants,
     users,
 )
@@ -464,8 +465,8 @@ _PURGE_DELETED = text(
     DELETE FROM deleted_users d USING tenants t
     WHERE d.tenant_id = t.id
       AND d.deleted_at < :now - make_interval(
-            days => coalesce(nullif(t.settings ->> 'keep_deleted_days', '')::int,
-                             {KEEP_DELETED_DAYS}))
+            days => least(coalesce(nullif(t.settings ->> 'keep_deleted_days', '')::numeric,
+                                   {KEEP_DELETED_DAYS}), 3650)::int)
     """
 ).bindparams(bindparam("now", type_=DateTime(timezone=True)))
 
@@ -863,6 +864,12 @@ class ScimStore:
             ).scalar_one_or_none()
             if policy != "hard":
                 await conn.execute(_KEEP_DELETED, {"user_id": uid, "deleted_by": deleted_by})
+            # Its sessions end as a deactivation's do (session.revoked), then go with it.
+            await conn.execute(
+                update(sessions)
+                .where(sessions.c.user_id == uid, sessions.c.revoked_at.is_(None))
+                .values(revoked_at=func.clock_timestamp())
+            )
             await conn.execute(
                 delete(group_members).where(
                     group_members.c.tenant_id == tenant_id, group_members.c.member_id == uid

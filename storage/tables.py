@@ -276,7 +276,8 @@ audit_log = Table(
     Column("details", JSONB, nullable=False, server_default="{}"),
 )
 
-# Events for the product, written by triggers (migration 0014), numbered per tenant.
+# Events for the product, written by triggers (migration 0014), numbered per tenant after
+# commit by idgate_sequence_events.
 event_counters = Table(
     "event_counters",
     metadata,
@@ -287,8 +288,9 @@ event_counters = Table(
 events = Table(
     "events",
     metadata,
-    Column("tenant_id", Uuid, ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True),
-    Column("seq", BigInteger, primary_key=True),
+    Column("serial", BigInteger, Identity(), primary_key=True),
+    Column("tenant_id", Uuid, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("seq", BigInteger),  # the tenant's number, given after commit (None until then)
     Column("id", Text, nullable=False, unique=True),  # evt_<hex>
     Column("type", Text, nullable=False),  # user.created, group.member_added, ...
     Column("resource_type", Text, nullable=False),

@@ -4,12 +4,13 @@ share.
 Contract:
 - `fan_out` copies the events after each enabled endpoint's cursor (of its types) into
   `webhook_deliveries` and moves the cursor, in one statement; endpoints being fanned out by
-  another worker are skipped (`SKIP LOCKED`). Event numbers have no gaps in commit order
-  (migration 0014), so no event is ever passed over.
+  another worker are skipped (`SKIP LOCKED`). It numbers newly committed events first; numbers
+  have no gaps and only grow (migration 0014), so no event is ever passed over.
 - `claiming` hands out due pending deliveries, locked (`FOR UPDATE SKIP LOCKED`) until the
   caller's transaction ends: each is sent by one worker at a time. A delivery is not handed
   out while an earlier delivery of the same resource to the same endpoint is pending, so a
-  receiver sees each resource's events in order. A worker that dies mid-delivery releases
+  receiver sees each resource's events in order (a membership is its own resource: a group's
+  members are sent independently of each other). A worker that dies mid-delivery releases
   its locks and the deliveries are sent again (at least once; `webhook-id` is the same).
 - `record` writes the outcomes of a claim in one statement, in the claim's transaction.
 """
@@ -40,7 +41,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from storage.database import autocommit
-from storage.event_store import Event, event
+from storage.event_store import Event, event, number_events
 from storage.tables import event_counters, webhook_deliveries, webhook_endpoints
 
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
@@ -129,7 +130,10 @@ _FAN_OUT = text(
     queued AS (
       INSERT INTO webhook_deliveries
         (endpoint_id, seq, tenant_id, event_id, resource, status, attempts, next_attempt_at)
-      SELECT endpoint_id, seq, tenant_id, id, resource_type || '/' || resource_id,
+      -- The order key: the resource, and for a membership the member too (a group's
+      -- memberships are independent of each other).
+      SELECT endpoint_id, seq, tenant_id, id,
+             resource_type || '/' || resource_id || coalesce('/' || (data ->> 'member_id'), ''),
              'pending', 0, :now
       FROM new
       WHERE cardinality(event_types) = 0 OR type = ANY(event_types)
@@ -162,7 +166,7 @@ _CLAIM = text(
         WHERE p.endpoint_id = d.endpoint_id AND p.resource = d.resource
           AND p.status = 'pending' AND p.seq < d.seq
       )
-    ORDER BY d.seq
+    ORDER BY d.next_attempt_at, d.seq
     LIMIT :limit
     FOR UPDATE OF d SKIP LOCKED
     """
@@ -238,6 +242,7 @@ class WebhookStore:
         """A new endpoint receives the events that happen from now on."""
         secrets = [{"secret": secret, "created_at": now.isoformat(), "expires_at": None}]
         async with self.single.connect() as conn:
+            await number_events(conn)  # "from now on": after every event committed so far
             row = (
                 await conn.execute(
                     insert(webhook_endpoints)
@@ -334,6 +339,7 @@ class WebhookStore:
         """Queue new events for every endpoint not being fanned out elsewhere; the number of
         deliveries queued."""
         async with self.single.connect() as conn:
+            await number_events(conn)
             row = (await conn.execute(_FAN_OUT, {"now": now, "limit": limit})).one()
             return int(row.queued)
 

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from gateway.app import utc_now
 from gateway.auth_api import SESSION_COOKIE
+from storage.event_store import EventStore
 from storage.scim_store import ScimStore
 from tests.conftest import Scim, TenantAccess, group, user
 from tests.processes import healthy, serve, stop, until
@@ -154,13 +155,22 @@ async def test_hard_delete_keeps_nothing(
     done = await _cli(database_url, "tenant", "set", tenant.slug, "--delete-policy", "hard")
     assert done.exit_code == 0 and '"delete_policy": "hard"' in done.output
     _, di, _ = await scim.post("/Users", user("di@corp.example"))
+    await _session(engine, tenant, di["id"])
     assert (await scim.delete(f"/Users/{di['id']}"))[0] == 204
     async with engine.connect() as conn:
         kept = await conn.scalar(
             sql("SELECT count(*) FROM deleted_users WHERE id = :u"), {"u": uuid.UUID(di["id"])}
         )
     assert kept == 0
-    assert (await _types(engine, tenant))[-1] == "user.deleted"
+    # Its session ends as a deactivation's would, then the user goes.
+    assert (await _types(engine, tenant))[-2:] == ["session.revoked", "user.deleted"]
+    # Events are kept `events_days`, then purged (numbers are never reused).
+    events = EventStore(engine)
+    assert await events.purge(utc_now() + timedelta(days=1)) >= 4  # every tenant's
+    assert await _types(engine, tenant) == []
+    _, again, _ = await scim.post("/Users", user("di@corp.example"))
+    (created,) = await events.after(tenant.tenant.id, 0, 10)
+    assert created.seq == 5 and created.resource_id == again["id"]
 
 
 async def test_grants_follow_what_is_unambiguous(

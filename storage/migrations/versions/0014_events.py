@@ -2,14 +2,13 @@
 
 Every change to users, groups, memberships, role grants and sessions, and every refused
 login, is written to `events` by triggers, in the transaction of the change (so a change
-that fails or rolls back has no event, and no write path can forget one), numbered per
-tenant without gaps in commit order.
+that fails or rolls back has no event, and no write path can forget one).
 
-The number comes from `event_counters`, one row per tenant, incremented by the statement that
-writes the events: the row stays locked until the transaction ends, so a tenant's events are
-numbered in the order their transactions commit, and a reader that has seen number N has seen
-every event before it. Events are written at the end of each statement, so the lock is held
-only from there to the commit.
+Events are numbered per tenant (`seq`: 1, 2, 3, ... without gaps) after they commit, by
+`idgate_sequence_events`, which readers call before reading: one run at a time, in the order
+the events happened. A writer takes no lock for its events, and a reader that has seen
+number N will never be shown a number at or below N again. Two changes of one resource are
+serialised by their row locks, so the later one's events happen, and are numbered, after.
 
 A user is out when deactivated (SCIM `active: false`) or blocked by an administrator
 (`users.blocked_at`, with `blocked_reason`); the transaction that puts them out also revokes
@@ -34,23 +33,48 @@ _EMIT = """
 CREATE FUNCTION idgate_emit(p_tenant uuid, p_types text[], p_resource_types text[],
                             p_resource_ids text[], p_data jsonb[]) RETURNS void
 LANGUAGE plpgsql AS $$
-DECLARE
-  n bigint := cardinality(p_types);
-  last bigint;
 BEGIN
-  IF n = 0 THEN
+  IF cardinality(p_types) = 0 THEN
     RETURN;
   END IF;
-  INSERT INTO event_counters AS c (tenant_id, seq) VALUES (p_tenant, n)
-  ON CONFLICT (tenant_id) DO UPDATE SET seq = c.seq + n
-  RETURNING seq INTO last;
-  INSERT INTO events (tenant_id, seq, id, type, resource_type, resource_id, data, occurred_at)
-  SELECT p_tenant, last - n + i, 'evt_' || replace(gen_random_uuid()::text, '-', ''),
+  INSERT INTO events (tenant_id, id, type, resource_type, resource_id, data, occurred_at)
+  SELECT p_tenant, 'evt_' || replace(gen_random_uuid()::text, '-', ''),
          t, rt, ri, d, clock_timestamp()
   FROM unnest(p_types, p_resource_types, p_resource_ids, p_data) WITH ORDINALITY
-       AS x(t, rt, ri, d, i);
+       AS x(t, rt, ri, d, i)
+  ORDER BY i;
   -- Wakes the webhook workers when the transaction commits.
   PERFORM pg_notify('idgate_events', p_tenant::text);
+END $$
+"""
+
+# Numbers the committed events that have none yet, per tenant, in the order they happened.
+# One sequencer at a time (an advisory lock held to its commit): numbers only grow, and a
+# run's numbers all become visible at its commit.
+_SEQUENCE = """
+CREATE FUNCTION idgate_sequence_events(p_limit integer) RETURNS integer
+LANGUAGE plpgsql AS $$
+DECLARE
+  numbered integer;
+BEGIN
+  PERFORM pg_advisory_xact_lock(7152013);
+  WITH ready AS (
+    SELECT serial, tenant_id,
+           row_number() OVER (PARTITION BY tenant_id ORDER BY occurred_at, serial) AS n
+    FROM (SELECT serial, tenant_id, occurred_at FROM events WHERE seq IS NULL
+          ORDER BY occurred_at, serial LIMIT p_limit) r
+  ),
+  counts AS (SELECT tenant_id, count(*) AS c FROM ready GROUP BY tenant_id),
+  bumped AS (
+    INSERT INTO event_counters AS ec (tenant_id, seq) SELECT tenant_id, c FROM counts
+    ON CONFLICT (tenant_id) DO UPDATE SET seq = ec.seq + excluded.seq
+    RETURNING tenant_id, seq
+  )
+  UPDATE events e SET seq = b.seq - c.c + r.n
+  FROM ready r JOIN counts c USING (tenant_id) JOIN bumped b USING (tenant_id)
+  WHERE e.serial = r.serial;
+  GET DIAGNOSTICS numbered = ROW_COUNT;
+  RETURN numbered;
 END $$
 """
 
@@ -229,13 +253,11 @@ def upgrade() -> None:
     )
     op.create_table(
         "events",
+        sa.Column("serial", sa.BigInteger, sa.Identity(), primary_key=True),
         sa.Column(
-            "tenant_id",
-            sa.Uuid,
-            sa.ForeignKey("tenants.id", ondelete="CASCADE"),
-            primary_key=True,
+            "tenant_id", sa.Uuid, sa.ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False
         ),
-        sa.Column("seq", sa.BigInteger, primary_key=True),
+        sa.Column("seq", sa.BigInteger),  # numbered after commit: idgate_sequence_events
         sa.Column("id", sa.Text, nullable=False, unique=True),
         sa.Column("type", sa.Text, nullable=False),
         sa.Column("resource_type", sa.Text, nullable=False),
@@ -243,7 +265,10 @@ def upgrade() -> None:
         sa.Column("data", JSONB, nullable=False),
         sa.Column("occurred_at", sa.DateTime(timezone=True), nullable=False),
     )
+    op.execute("CREATE UNIQUE INDEX events_seq_idx ON events (tenant_id, seq)")
+    op.execute("CREATE INDEX events_unnumbered_idx ON events (occurred_at) WHERE seq IS NULL")
     op.execute(_EMIT)
+    op.execute(_SEQUENCE)
     for name, select in _EMITTERS.items():
         op.execute(_emitter(name, select))
     for table, event, transition, function in _TRIGGERS:
@@ -268,6 +293,7 @@ def downgrade() -> None:
         op.execute(f"DROP TRIGGER {function} ON {table}")
         op.execute(f"DROP FUNCTION {function}()")
     op.execute("DROP FUNCTION idgate_emit(uuid, text[], text[], text[], jsonb[])")
+    op.execute("DROP FUNCTION idgate_sequence_events(integer)")
     op.drop_table("events")
     op.drop_table("event_counters")
     op.drop_table("deleted_users")
