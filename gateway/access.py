@@ -125,8 +125,14 @@ class Access:
     async def recompute(
         self, tenant_id: uuid.UUID, user_ids: Iterable[uuid.UUID], actor: str
     ) -> int:
-        """Recompute these users' grants (`_BATCH` per transaction); the changes made."""
+        """Recompute these users' grants (`_BATCH` per transaction); the changes made.
+
+        A tenant without rules is seen in one statement and left (its users have no mapped
+        or SCIM grants; should rules arrive meanwhile, `set_rules` recomputes everyone after
+        storing them, reading what this write left)."""
         ids = sorted(set(user_ids))
+        if not ids or not await self.store.has_document(tenant_id):
+            return 0
         changes = 0
         for start in range(0, len(ids), _BATCH):
             async with self.store.recomputing(tenant_id) as tx:

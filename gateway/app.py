@@ -16,6 +16,7 @@ from sqlalchemy import text
 
 from gateway import auth_api, events_api
 from gateway.access import Access
+from gateway.audit_writer import AuditWriter, writing
 from gateway.errors import Handler
 from gateway.identity_tokens import TokenIssuer
 from gateway.keys import (
@@ -154,9 +155,11 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now) -> w
         app[AUDIT] = AuditLog(engine)
         app[API_KEYS] = ApiKeyStore(engine)
         app[EVENTS] = EventStore(engine)
-        app[PROVISIONING] = Provisioning(app[STORE], clock, app[ACCESS], app[AUDIT])
+        audit = AuditWriter(app[AUDIT], clock, settings.audit_flush_seconds)
+        app[PROVISIONING] = Provisioning(app[STORE], clock, app[ACCESS], audit)
         async with contextlib.AsyncExitStack() as stack:
             http = await stack.enter_async_context(aiohttp.ClientSession())
+            await stack.enter_async_context(writing(audit))
             app[OIDC_DIRECTORY] = OidcDirectory(http)
             if settings.webhook_delivery:
                 # A session of its own: slow receivers never hold up OIDC calls.

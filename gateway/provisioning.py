@@ -14,23 +14,22 @@ its transaction) collects these users and recomputes them at `flush`, after comm
 
 from __future__ import annotations
 
-import logging
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 from gateway.access import Access
+from gateway.audit_writer import AuditWriter
 from gateway.credentials import hash_password
 from scim.errors import ScimError
 from scim.patch import MemberChanges, apply_patch, changes_members_only, parse_patch_request
 from scim.quirks import normalise_patch_request, normalise_resource
 from scim.resources import parse_resource
 from scim.schema import GROUP, USER, ResourceType
-from storage.audit_store import AuditEntry, AuditLog
+from storage.audit_store import AuditEntry
 from storage.scim_store import GroupKeys, ScimStore, user_name_taken
 
-log = logging.getLogger(__name__)
 _NO_KEYS = GroupKeys()
 
 
@@ -40,7 +39,7 @@ class Provisioning:
         store: ScimStore,
         clock: Callable[[], datetime],
         access: Access | None = None,
-        audit: AuditLog | None = None,
+        audit: AuditWriter | None = None,
         *,
         actor: str = "system",
         context: Mapping[str, str] | None = None,
@@ -54,7 +53,7 @@ class Provisioning:
         self.context = dict(context or {})  # request id, source IP: added to audit entries
         self.deferred = deferred
         self._pending: dict[uuid.UUID, set[uuid.UUID]] = {}
-        self._entries: list[tuple[uuid.UUID, AuditEntry]] = []
+        self._entries: dict[uuid.UUID, list[AuditEntry]] = {}
 
     def acting(
         self,
@@ -80,24 +79,15 @@ class Provisioning:
     async def _audited(
         self, tenant_id: uuid.UUID, action: str, target: str, details: dict[str, Any]
     ) -> None:
-        """An audit entry for a write that committed (after it: the write's own record is
-        its event, written in its transaction)."""
+        """An audit entry for a write that committed (after it, batched: the write's own
+        record is its event, written in its transaction)."""
         if self.audit is None:
             return
         entry = AuditEntry(action, target, details | self.context)
         if self.deferred:
-            self._entries.append((tenant_id, entry))
+            self._entries.setdefault(tenant_id, []).append(entry)
         else:
-            await self._record(tenant_id, entry)
-
-    async def _record(self, tenant_id: uuid.UUID, entry: AuditEntry) -> None:
-        """The write has committed: a failure to audit it is logged, not answered with an
-        error (the client would retry a write that happened)."""
-        assert self.audit is not None
-        try:
-            await self.audit.record(tenant_id, self.clock(), self.actor, entry)
-        except Exception:
-            log.exception("audit entry lost: %s %s", entry.action, entry.target)
+            await self.audit.add(tenant_id, self.actor, entry)
 
     async def _user_written(
         self, tenant_id: uuid.UUID, action: str, user: dict[str, Any], fields: list[str]
@@ -121,13 +111,13 @@ class Provisioning:
     async def flush(self) -> None:
         """Recompute the users a deferred Provisioning's writes changed, and audit them."""
         pending, self._pending = self._pending, {}
-        entries, self._entries = self._entries, []
+        entries, self._entries = self._entries, {}
         if self.access is not None:
             for tenant_id, user_ids in pending.items():
                 await self.access.recompute(tenant_id, user_ids, self.actor)
         if self.audit is not None:
-            for tenant_id, entry in entries:
-                await self._record(tenant_id, entry)
+            for tenant_id, written in entries.items():
+                await self.audit.add(tenant_id, self.actor, *written)
 
     async def _group_members(
         self, tenant_id: uuid.UUID, group_id: str | None, new: GroupKeys = _NO_KEYS

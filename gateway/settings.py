@@ -109,6 +109,12 @@ class Settings(BaseModel):
         description="Events (and their finished webhook deliveries) are kept this many days "
         "(0: for ever); one still being delivered is kept until it is done.",
     )
+    audit_flush_seconds: float = Field(
+        1.0,
+        ge=0,
+        description="Audit entries of SCIM writes are written in batches at least this often "
+        "(0: each at once). A process that dies loses at most this window of entries.",
+    )
     audit_days: int = Field(
         365, ge=0, description="Audit entries are kept this many days (0: for ever)."
     )

@@ -497,6 +497,11 @@ async def _catalogue(conn: AsyncConnection, tenant_id: uuid.UUID) -> CatalogueNa
     return CatalogueNames(tuple(row.roles), tuple(row.groups), tuple(row.projects))
 
 
+_HAS_DOCUMENT = select(mapping_documents.c.tenant_id).where(
+    mapping_documents.c.tenant_id == bindparam("tenant_id")
+)
+
+
 class AccessStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -529,6 +534,11 @@ class AccessStore:
                         tenant_id=tenant_id, document=document, updated_at=now
                     )
                 )
+
+    async def has_document(self, tenant_id: uuid.UUID) -> bool:
+        async with self.single.connect() as conn:
+            found = await conn.execute(_HAS_DOCUMENT, {"tenant_id": tenant_id})
+            return found.first() is not None
 
     async def document(self, tenant_id: uuid.UUID) -> dict[str, Any] | None:
         async with self.single.connect() as conn:

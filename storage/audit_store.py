@@ -61,10 +61,36 @@ class AuditLog:
         self.single = autocommit(engine)
 
     async def record(
-        self, tenant_id: uuid.UUID, now: datetime, actor: str, entry: AuditEntry
+        self,
+        tenant_id: uuid.UUID,
+        now: datetime,
+        actor: str,
+        entry: AuditEntry,
+        *more: AuditEntry,
     ) -> None:
+        """Append entries, in one statement."""
         async with self.single.connect() as conn:
-            await write(conn, tenant_id, now, actor, [entry])
+            await write(conn, tenant_id, now, actor, [entry, *more])
+
+    async def append(self, entries: Sequence[tuple[uuid.UUID, AuditEntry]]) -> None:
+        """Append stamped entries (each with its tenant, actor and time) in one statement."""
+        if not entries:
+            return
+        async with self.single.connect() as conn:
+            await conn.execute(
+                insert(audit_log),
+                [
+                    {
+                        "tenant_id": tenant_id,
+                        "at": e.at,
+                        "actor": e.actor,
+                        "action": e.action,
+                        "target": e.target,
+                        "details": e.details,
+                    }
+                    for tenant_id, e in entries
+                ],
+            )
 
     async def purge(self, before: datetime) -> int:
         """Forget entries older than `before` (the retention setting)."""

@@ -76,6 +76,7 @@ def settings(database_url: str) -> Settings:
         session_cache_seconds=0,
         # Tests run webhook delivery themselves (tests/test_webhooks.py).
         webhook_delivery=False,
+        audit_flush_seconds=0,  # so that a test reads the audit entry of the write it made
     )
 
 
