@@ -213,7 +213,7 @@ async def test_grants_follow_what_is_unambiguous(
 async def test_deactivation_reaches_another_gateway_process(
     database_url: str, engine: AsyncEngine, tenant: TenantAccess, scim: Scim, tmp_path: Path
 ) -> None:
-    """The issue's picture: a second `idgate serve` on the same database, holding the
+    """Two replicas: a second `idgate serve` on the same database, holding the
     session in its cache; a SCIM deactivation through this process; the other's next check
     is 401."""
     _, fay, _ = await scim.post("/Users", user("fay@corp.example"))
