@@ -59,22 +59,34 @@ def catalogue(names: CatalogueNames) -> Catalogue:
 def subject(rules: Rules, row: SubjectRow) -> Subject:
     """What the rules see of a user: SCIM attributes and groups, and each last login's
     claims and group claims (read with that connection's field map)."""
-    scim_groups = [
+    scim_groups = tuple(
         GroupRef(g.name, frozenset(i for i in (g.id, g.external_id) if i), g.ambiguous)
         for g in row.groups
-    ]
-    claim_groups = [
-        GroupRef(value, frozenset({value}))
-        for name, claims in row.claims
-        for value in profile(claims, None, rules.fields_for(name)).groups
-    ]
+    )
+
+    def claim_groups(name: str, claims: Mapping[str, Any]) -> tuple[GroupRef, ...]:
+        found = profile(claims, None, rules.fields_for(name)).groups
+        return tuple(GroupRef(value, frozenset({value})) for value in found)
+
     # The roles a SCIM client pushes count only through `scim_roles`, never as an attribute
     # (a `roles_from` rule would otherwise take them past that allow-list).
     scim = {k: v for k, v in row.scim.items() if k != "roles"}
+    by_connection: dict[str, list[Mapping[str, Any]]] = {}
+    for name, claims in row.claims:
+        by_connection.setdefault(name, []).append(claims)
+    scoped = {
+        name: Subject(
+            attributes=subject_attributes(scim, claims),
+            groups=scim_groups + tuple(g for c in claims for g in claim_groups(name, c)),
+            connections=frozenset({name}),
+        )
+        for name, claims in by_connection.items()
+    }
     return Subject(
         attributes=subject_attributes(scim, [claims for _, claims in row.claims]),
-        groups=tuple(scim_groups + claim_groups),
-        connections=frozenset(name for name, _ in row.claims),
+        groups=scim_groups + tuple(g for n, c in row.claims for g in claim_groups(n, c)),
+        connections=frozenset(scoped),
+        scoped=scoped,
     )
 
 

@@ -52,7 +52,8 @@ Top level (every key optional):
 
 A rule: `name` (required, unique), `when` (required, non-empty list of conditions), `match`
 (`all`, the default, or `any`), `connection` (the rule applies only to users linked to that SSO
-connection), `grant` (required, at least one of):
+connection, and reads only that connection's claims: `Subject.scoped`), `grant` (required, at
+least one of):
 - `roles`: organisation roles (catalogue names, compared case-insensitively);
 - `roles_from`: an attribute whose values that name a catalogue role are granted, except
   `owner`; other values are ignored;
@@ -123,6 +124,10 @@ class Subject:
     attributes: abc.Mapping[str, tuple[str, ...]]  # keys lower-cased
     groups: tuple[GroupRef, ...] = ()
     connections: frozenset[str] = frozenset()  # SSO connections the user is linked to
+    # The user as seen through one connection: the SCIM attributes and groups, and that
+    # connection's claims only. A rule scoped to a connection reads this, so another IdP's
+    # claims never satisfy it (nor feed its `roles_from`).
+    scoped: abc.Mapping[str, Subject] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -349,11 +354,19 @@ def _lowered(attributes: abc.Mapping[str, abc.Iterable[str]]) -> dict[str, tuple
 def assign(mapping: Mapping, subject: Subject) -> Assignment:
     """What the mapping grants the subject: every rule that holds adds its grants."""
     attributes = _lowered(subject.attributes)
+    scoped: dict[str, tuple[Attributes, Subject]] = {}
     found: dict[tuple[str, str, str | None], list[str]] = {}
     for rule in mapping.rules:
-        if not rule.holds(attributes, subject):
+        seen: Subject = subject
+        seen_attributes: Attributes = attributes
+        if rule.connection is not None and rule.connection in subject.scoped:
+            if rule.connection not in scoped:
+                view = subject.scoped[rule.connection]
+                scoped[rule.connection] = (_lowered(view.attributes), view)
+            seen_attributes, seen = scoped[rule.connection]
+        if not rule.holds(seen_attributes, seen):
             continue
-        for key in rule.grant.items(attributes):
+        for key in rule.grant.items(seen_attributes):
             names = found.setdefault(key, [])
             if rule.name not in names:
                 names.append(rule.name)

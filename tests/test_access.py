@@ -14,11 +14,11 @@ import pytest
 from sqlalchemy import text as sql
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from gateway.access import Access, catalogue
+from gateway.access import Access, catalogue, subject
 from gateway.app import utc_now
 from gateway.cli_access import load_document
-from sso.mapping import MappingError, parse_mapping
-from storage.access_store import AccessStore, CatalogueNames
+from sso.mapping import MappingError, assign, parse_mapping
+from storage.access_store import AccessStore, CatalogueNames, SubjectRow
 from tests.conftest import Scim, TenantAccess, group, table_snapshot, user
 from tests.test_cli import _cli
 
@@ -381,3 +381,39 @@ def test_the_deployed_example_rules_validate() -> None:
     # Without the custom role it names, it is refused.
     with pytest.raises(MappingError, match="chat-operator"):
         parse_mapping(document, catalogue(CatalogueNames((), ("Operators",), ("Billing",))))
+
+
+def test_a_rule_scoped_to_a_connection_reads_only_that_connections_claims() -> None:
+    names = CatalogueNames(("chat-operator",), (), ())
+    rules = parse_mapping(
+        {
+            "rules": [
+                {
+                    "name": "entra-roles",
+                    "connection": "entra",
+                    "when": [{"attribute": "roles", "present": True}],
+                    "grant": {"roles_from": "roles"},
+                },
+                {
+                    "name": "entra-admins",
+                    "connection": "entra",
+                    "when": [{"group": "Admins"}],
+                    "grant": {"roles": ["admin"]},
+                },
+            ]
+        },
+        catalogue(names),
+    )
+    row = SubjectRow(
+        uuid.uuid4(),
+        {"userName": "kim@corp.example"},
+        True,
+        (
+            ("okta", {"roles": ["admin"], "groups": ["Admins"]}),  # another IdP's say-so
+            ("entra", {"roles": ["chat-operator"]}),
+        ),
+        (),
+    )
+    assert {(g.target, g.rules) for g in assign(rules, subject(rules, row)).grants} == {
+        ("chat-operator", ("entra-roles",))
+    }
