@@ -17,7 +17,7 @@ import yaml
 
 from gateway.access import Access, catalogue
 from gateway.app import utc_now
-from gateway.cli_base import Context, _run, _tenant, _with_store
+from gateway.cli_base import Context, _run, _tenant, _with_store, echo_json
 from scim.errors import ConflictError, NotFoundError
 from sso.mapping import BUILTIN_ROLES, Assignment, MappingError, parse_mapping, to_document
 from storage.access_store import AccessStore
@@ -76,10 +76,6 @@ async def _role_name(access: Access, tenant: Tenant, role: str) -> str:
     return found
 
 
-def _echo_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, ensure_ascii=False))
-
-
 # --- roles ------------------------------------------------------------------------------------
 
 
@@ -123,7 +119,7 @@ def role_list(obj: Context, slug: str, as_json: bool) -> None:
     rows = [{"name": n, "description": d, "builtin": True} for n, d in BUILTIN_DESCRIPTIONS.items()]
     rows += [{"name": r.name, "description": r.description, "builtin": False} for r in custom]
     if as_json:
-        _echo_json(rows)
+        echo_json(rows)
         return
     for row in rows:
         kind = "built-in" if row["builtin"] else "custom"
@@ -223,7 +219,7 @@ def role_show(obj: Context, slug: str, user: str, as_json: bool) -> None:
         for g in grants
     ]
     if as_json:
-        _echo_json(rows)
+        echo_json(rows)
         return
     if not rows:
         click.echo("no role given: the tenant's default role applies")
@@ -268,7 +264,7 @@ def project_list(obj: Context, slug: str, as_json: bool) -> None:
 
     rows = [{"name": p.name, "description": p.description} for p in _on_tenant(obj, slug, work)]
     if as_json:
-        _echo_json(rows)
+        echo_json(rows)
         return
     for row in rows:
         click.echo(f"{row['name']}\t{row['description']}")
@@ -360,7 +356,7 @@ def mapping_show(obj: Context, slug: str) -> None:
     document = _on_tenant(obj, slug, work)
     if document is None:
         raise click.ClickException(f"{slug} has no mapping rules")
-    _echo_json(document)
+    echo_json(document)
 
 
 @mapping.command("recompute")
@@ -415,7 +411,7 @@ def mapping_test(
 
 def _print_assignment(assignment: Assignment, scim_roles: list[str], as_json: bool) -> None:
     if as_json:
-        _echo_json(
+        echo_json(
             {
                 "grants": [
                     {"kind": g.kind, "target": g.target, "role": g.role, "rules": list(g.rules)}
@@ -530,7 +526,7 @@ def audit(
         for e in _on_tenant(obj, slug, work)
     ]
     if as_json:
-        _echo_json(rows)
+        echo_json(rows)
         return
     for row in rows:
         details = json.dumps(row["details"], ensure_ascii=False, sort_keys=True)

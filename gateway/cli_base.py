@@ -4,6 +4,7 @@ is set), a store for the command's work, and the tenant a command names."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import Coroutine
 from pathlib import Path
@@ -68,3 +69,8 @@ def _tenant(store: ScimStore, slug: str) -> Any:
         return tenant
 
     return get()
+
+
+def echo_json(value: Any) -> None:
+    """Print a command's answer as indented JSON (times and ids as strings)."""
+    click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))

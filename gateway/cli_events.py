@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import click
 
 from gateway.app import utc_now
-from gateway.cli_base import Context, _run, _tenant, _with_store
+from gateway.cli_base import Context, _run, _tenant, _with_store, echo_json
 from gateway.credentials import new_api_key
 from gateway.events_api import EVENTS_SCOPE
 from gateway.webhooks import event_json, new_endpoint_id, new_secret
@@ -31,10 +31,6 @@ def _on_tenant(obj: Context, slug: str, work: Callable[[Tenant, ScimStore], Awai
 
     result: T = _run(_with_store(obj.settings, run))
     return result
-
-
-def _echo_json(value: Any) -> None:
-    click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
 
 
 # --- events -----------------------------------------------------------------------------------
@@ -88,7 +84,7 @@ def webhook_add(obj: Context, slug: str, url: str, types: tuple[str, ...], as_js
     added = _on_tenant(obj, slug, work)
     shown = {"id": added.id, "url": url, "events": list(types) or "all", "secret": secret}
     if as_json:
-        _echo_json(shown)
+        echo_json(shown)
         return
     click.echo(f"endpoint id: {added.id}\nsigning secret: {secret}")
     click.echo("The secret is shown only now; give it to the receiver to verify signatures.")
@@ -116,7 +112,7 @@ def webhook_list(obj: Context, slug: str, as_json: bool) -> None:
         for e in _on_tenant(obj, slug, work)
     ]
     if as_json:
-        _echo_json(rows)
+        echo_json(rows)
         return
     for row in rows:
         state = "enabled" if row["enabled"] else "disabled"
@@ -221,7 +217,7 @@ def webhook_deliveries(
         for d in _on_tenant(obj, slug, work)
     ]
     if as_json:
-        _echo_json(rows)
+        echo_json(rows)
         return
     for row in rows:
         why = row["last_error"] or row["last_status"] or ""
@@ -293,7 +289,7 @@ def api_key_create(
         "expires_at": expires.isoformat() if expires else None,
     }
     if as_json:
-        _echo_json(shown)
+        echo_json(shown)
         return
     click.echo(f"key id: {key_id}\nkey:    {secret}\nThe key is shown only now.")
 
@@ -319,7 +315,7 @@ def api_key_list(obj: Context, slug: str, as_json: bool) -> None:
         for k in _on_tenant(obj, slug, work)
     ]
     if as_json:
-        _echo_json(rows)
+        echo_json(rows)
         return
     for row in rows:
         state = "revoked" if row["revoked_at"] else "live"
