@@ -6,10 +6,12 @@ either happens whole or changes nothing. Protocol rules come from scim/; this mo
 composes them with the store, the clock and password hashing.
 
 After a write, the grants of the users it may change are recomputed (`gateway.access`): the
-user written, and for a group, the members it gained or lost (and, when its name changes or
-it is created or deleted, the members of the groups of that name, since a rule naming a group
-matches only a name no other SCIM group has). A Provisioning made `deferred` (Bulk, inside
-its transaction) collects these users and recomputes them at `flush`, after commit.
+user written, and for a group, the members it gained or lost (and, when it is created,
+changed or deleted, the members of every SCIM group sharing its old or new name or
+externalId, since a rule matches only a name or externalId no other SCIM group has). Then
+the write is audited (attributes changed, actor, request id, address). A Provisioning made
+`deferred` (Bulk, inside its transaction) collects both and does them at `flush`, after
+commit.
 """
 
 from __future__ import annotations
