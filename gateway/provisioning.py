@@ -94,7 +94,7 @@ class Provisioning:
     async def _user_written(
         self, tenant_id: uuid.UUID, action: str, user: dict[str, Any], fields: list[str]
     ) -> None:
-        await self._changed(tenant_id, [uuid.UUID(user["id"])])
+        await self.changed(tenant_id, [uuid.UUID(user["id"])])
         await self._audited(tenant_id, action, f"user:{user['id']}", {"fields": fields})
 
     async def _group_written(
@@ -102,7 +102,9 @@ class Provisioning:
     ) -> None:
         await self._audited(tenant_id, action, f"group:{group_id}", details)
 
-    async def _changed(self, tenant_id: uuid.UUID, user_ids: Iterable[uuid.UUID]) -> None:
+    async def changed(self, tenant_id: uuid.UUID, user_ids: Iterable[uuid.UUID]) -> None:
+        """The grants of these users may have changed: recompute them now, or at `flush`
+        when deferred."""
         if self.access is None:
             return
         if self.deferred:
@@ -148,9 +150,7 @@ class Provisioning:
         members, keys = before
         if after is not None:
             keys = keys | GroupKeys.of(after)
-        await self._changed(
-            tenant_id, members | await self.store.members_of_groups(tenant_id, keys)
-        )
+        await self.changed(tenant_id, members | await self.store.members_of_groups(tenant_id, keys))
 
     async def create(
         self, tenant_id: uuid.UUID, resource_type: ResourceType, body: Any
@@ -274,7 +274,7 @@ class Provisioning:
             else:
                 group = await self.store.patch_group_members(tenant_id, resource_id, changes, now)
                 touched = [m["value"] for m in changes.add] + sorted(changes.remove)
-                await self._changed(tenant_id, _uuids(touched))
+                await self.changed(tenant_id, _uuids(touched))
             await self._group_written(
                 tenant_id, "group.members_changed", group["id"], _member_summary(changes)
             )

@@ -47,6 +47,7 @@ from gateway.keys import (
     SSO_STORE,
     STORE,
 )
+from gateway.provisioning import Provisioning
 from gateway.scim_api import request_context
 from scim.errors import ScimError
 from scim.schema import USER
@@ -264,19 +265,27 @@ async def _login(
     attributes: Mapping[str, Any],
     return_to: str | None,
 ) -> web.Response:
-    """A checked answer of the IdP becomes a session, or a refusal page."""
+    """A checked answer of the IdP becomes a session, or a refusal page. Whatever the
+    login wrote (a just-in-time user, a profile update) is followed once, at the end, by
+    the recomputation of the user's grants from the claims it brought, and the audit."""
+    provisioning = request.config_dict[PROVISIONING].acting(
+        f"sso:{connection.name}", context=request_context(request), deferred=True
+    )
     try:
-        user_id = await _user(request, tenant, connection, subject, attributes)
+        user_id = await _user(request, provisioning, tenant, connection, subject, attributes)
     except LoginRefusedError as refusal:
         await _refused(request, tenant, connection, refusal)
         return _page(
             403, "Login refused", "You have no active account here; ask your administrator."
         )
+    await provisioning.changed(tenant.id, [user_id])
+    await provisioning.flush()
     return await _start_session(request, tenant, connection, user_id, return_to)
 
 
 async def _user(
     request: web.Request,
+    provisioning: Provisioning,
     tenant: Any,
     connection: Connection,
     subject: str,
@@ -292,8 +301,9 @@ async def _user(
                 "user deactivated or blocked", subject=subject, user_id=linked.user_id
             )
         if linked.created_by_login and connection.settings.get("update_profile", True):
-            await _update_profile(request, tenant, connection, linked.user_id, attributes, subject)
-        await _recompute_access(request, tenant, connection, linked.user_id)
+            await _update_profile(
+                request, provisioning, tenant, connection, linked.user_id, attributes, subject
+            )
         return linked.user_id
     fields = await _fields(request, tenant, connection)
     found = profile(attributes, subject, fields)
@@ -306,9 +316,6 @@ async def _user(
         raise LoginRefusedError("no linked user, and just-in-time users are off", subject=subject)
     body = scim_user(found.email or subject, found)
     try:
-        provisioning = request.config_dict[PROVISIONING].acting(
-            f"sso:{connection.name}", context=request_context(request)
-        )
         created = await provisioning.create(tenant.id, USER, body)
     except ScimError as exc:
         # An account of that name exists and is not linked: it is never adopted by name.
@@ -319,7 +326,6 @@ async def _user(
     await identities.link(
         connection.id, subject, user_id, now, created_user=True, claims=attributes
     )
-    await _recompute_access(request, tenant, connection, user_id)
     return user_id
 
 
@@ -367,7 +373,6 @@ async def _adopt(
             {"connection": connection.name, "subject": subject, "by": "email"},
         ),
     )
-    await _recompute_access(request, tenant, connection, account.user_id)
     return account.user_id
 
 
@@ -386,14 +391,6 @@ def _adoption_refusal(accounts: list[Account], connection: Connection) -> str | 
     return None
 
 
-async def _recompute_access(
-    request: web.Request, tenant: Any, connection: Connection, user_id: uuid.UUID
-) -> None:
-    """Apply the tenant's mapping rules to the claims this login brought."""
-    actor = f"sso:{connection.name}"
-    await request.config_dict[ACCESS].recompute(tenant.id, [user_id], actor)
-
-
 async def _fields(request: web.Request, tenant: Any, connection: Connection) -> FieldMap:
     """Which attributes hold the e-mail, names and groups: the tenant's mapping document may
     say so per connection (presets for Okta, Entra ID, Google...)."""
@@ -403,6 +400,7 @@ async def _fields(request: web.Request, tenant: Any, connection: Connection) -> 
 
 async def _update_profile(
     request: web.Request,
+    provisioning: Provisioning,
     tenant: Any,
     connection: Connection,
     user_id: uuid.UUID,
@@ -416,9 +414,6 @@ async def _update_profile(
     if change is None:
         return
     try:
-        provisioning = request.config_dict[PROVISIONING].acting(
-            f"sso:{connection.name}", context=request_context(request)
-        )
         await provisioning.patch(tenant.id, USER, str(user_id), change, None)
     except ScimError as exc:
         log.warning("profile update refused on %s/%s: %s", tenant.slug, connection.name, exc)
