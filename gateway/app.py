@@ -132,6 +132,14 @@ async def every(seconds: float, work: Callable[[], Awaitable[object]]) -> AsyncI
             await task
 
 
+def _calling(calls: list[Callable[[], None]]) -> Callable[[], None]:
+    def call_each() -> None:
+        for call in calls:
+            call()
+
+    return call_each
+
+
 def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now) -> web.Application:
     if settings.database_url is None:
         raise ValueError("create_app needs settings.database_url (the CLI starts the embedded one)")
@@ -161,6 +169,12 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now) -> w
             http = await stack.enter_async_context(aiohttp.ClientSession())
             await stack.enter_async_context(writing(audit))
             app[OIDC_DIRECTORY] = OidcDirectory(http)
+            # One connection listens for every process-local reaction to the database's
+            # notifications: new events wake the webhook worker; changes of sessions, users,
+            # grants and rules drop the session cache's copies.
+            handlers: dict[str, Callable[[str], None]] = {}
+            downs: list[Callable[[], None]] = []
+            ups: list[Callable[[], None]] = []
             if settings.webhook_delivery:
                 # A session of its own: slow receivers never hold up OIDC calls.
                 hooks_http = await stack.enter_async_context(aiohttp.ClientSession())
@@ -171,30 +185,26 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now) -> w
                     batch=settings.webhook_batch,
                     timeout=settings.webhook_timeout_seconds,
                 )
+                handlers[EVENTS_CHANNEL] = lambda _tenant: worker.wake.set()
+                ups.append(worker.wake.set)
+                await stack.enter_async_context(delivering(worker))
+            if settings.session_cache_seconds > 0:
+                cache = app[SESSION_CACHE]
+                handlers[CHANNEL] = cache.notified
+                downs.append(cache.listener_down)
+                ups.append(cache.listener_up)
+            if handlers:
                 await stack.enter_async_context(
                     listening(
                         settings.database_url,
-                        EVENTS_CHANNEL,
-                        lambda _tenant: worker.wake.set(),
-                        lambda: None,
-                        worker.wake.set,
+                        handlers,
+                        _calling(downs),
+                        _calling(ups),
                     )
                 )
-                await stack.enter_async_context(delivering(worker))
             await stack.enter_async_context(
                 every(PURGE_SECONDS, lambda: _purge(app, settings, clock()))
             )
-            if settings.session_cache_seconds > 0:
-                cache = app[SESSION_CACHE]
-                await stack.enter_async_context(
-                    listening(
-                        settings.database_url,
-                        CHANNEL,
-                        cache.notified,
-                        cache.listener_down,
-                        cache.listener_up,
-                    )
-                )
             if settings.request_log_days > 0:
                 app[REQUEST_LOG] = RequestLog(
                     RequestLogStore(engine),

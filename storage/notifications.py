@@ -1,7 +1,8 @@
 """Listening to the database's notifications (`LISTEN`), on a connection of their own.
 
-`listening(url, channel, on_message, on_down, on_up)` keeps one asyncpg connection
-listening on `channel` for as long as the context is open, reconnecting when it breaks.
+`listening(url, handlers, on_down, on_up)` keeps one asyncpg connection listening on every
+channel of `handlers` (channel -> what to call with each payload) for as long as the context
+is open, reconnecting when it breaks.
 `on_down` is called whenever notifications may be missed from then on (before the first
 LISTEN, and when the connection broke): whoever keeps state derived from them must drop it
 and keep none until `on_up` says a LISTEN is in place again.
@@ -12,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -32,14 +33,13 @@ class Listener:
     def __init__(
         self,
         url: str,
-        channel: str,
-        on_message: Callable[[str], None],
+        handlers: Mapping[str, Callable[[str], None]],
         on_down: Callable[[], None],
         on_up: Callable[[], None],
     ) -> None:
         self.url = _driver_url(url)
-        self.channel = channel
-        self.on_message = on_message
+        self.handlers = dict(handlers)
+        self.channels = ", ".join(sorted(self.handlers))
         self.on_down = on_down
         self.on_up = on_up
 
@@ -52,14 +52,15 @@ class Listener:
                 conn = await asyncpg.connect(self.url)
             except Exception as exc:  # the database is down, or refuses: try again
                 delay = _RETRY_SECONDS[min(attempt, len(_RETRY_SECONDS) - 1)]
-                log.warning("cannot listen for %s (%s); again in %.1f s", self.channel, exc, delay)
+                log.warning("cannot listen for %s (%s); again in %.1f s", self.channels, exc, delay)
                 attempt += 1
                 await asyncio.sleep(delay)
                 continue
             lost = asyncio.Event()
             try:
                 conn.add_termination_listener(lambda _conn, lost=lost: lost.set())
-                await conn.add_listener(self.channel, self._received)
+                for channel in self.handlers:
+                    await conn.add_listener(channel, self._received)
                 self.on_up()
                 attempt = 0
                 # A connection can die without a word (a dropped network path): ask.
@@ -68,28 +69,27 @@ class Listener:
                         await asyncio.wait_for(lost.wait(), _PROBE_SECONDS)
                         break
                     await conn.fetchval("SELECT 1", timeout=_PROBE_SECONDS)
-                log.warning("lost the connection listening for %s; reconnecting", self.channel)
+                log.warning("lost the connection listening for %s; reconnecting", self.channels)
             except Exception as exc:  # any failure: listen again on a new connection
-                log.warning("listening for %s failed: %s", self.channel, exc)
+                log.warning("listening for %s failed: %s", self.channels, exc)
             finally:
                 self.on_down()
                 with contextlib.suppress(Exception):
                     await conn.close(timeout=1)
 
-    def _received(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
-        self.on_message(payload)
+    def _received(self, _conn: object, _pid: int, channel: str, payload: str) -> None:
+        self.handlers[channel](payload)
 
 
 @contextlib.asynccontextmanager
 async def listening(
     url: str,
-    channel: str,
-    on_message: Callable[[str], None],
+    handlers: Mapping[str, Callable[[str], None]],
     on_down: Callable[[], None],
     on_up: Callable[[], None],
 ) -> AsyncIterator[Listener]:
-    listener = Listener(url, channel, on_message, on_down, on_up)
-    task = asyncio.create_task(listener.run(), name=f"listen:{channel}")
+    listener = Listener(url, handlers, on_down, on_up)
+    task = asyncio.create_task(listener.run(), name=f"listen:{listener.channels}")
     try:
         yield listener
     finally:
