@@ -17,8 +17,7 @@ import yaml
 
 from gateway.access import Access, catalogue
 from gateway.app import utc_now
-from gateway.cli_base import Context, _run, _tenant, _with_store, echo_json
-from scim.errors import ConflictError, NotFoundError
+from gateway.cli_base import Context, echo_json, on_tenant
 from sso.mapping import BUILTIN_ROLES, Assignment, MappingError, parse_mapping, to_document
 from storage.access_store import AccessStore
 from storage.audit_store import AuditEntry, AuditLog
@@ -37,20 +36,12 @@ BUILTIN_DESCRIPTIONS = {
 def _on_tenant(
     obj: Context, slug: str, work: Callable[[Tenant, Access, ScimStore], Awaitable[T]]
 ) -> T:
-    """Run `work` on tenant SLUG; a refused change becomes the command's error."""
+    """Run `work` on tenant SLUG with its access rules at hand."""
 
-    async def run(store: ScimStore) -> T:
-        tenant = await _tenant(store, slug)
-        access = Access(AccessStore(store.engine), utc_now)
-        try:
-            return await work(tenant, access, store)
-        except (ConflictError, NotFoundError) as exc:
-            raise click.ClickException(exc.detail) from None
-        except MappingError as exc:
-            raise click.ClickException(f"mapping refused: {exc}") from None
+    async def with_access(tenant: Tenant, store: ScimStore) -> T:
+        return await work(tenant, Access(AccessStore(store.engine), utc_now), store)
 
-    result: T = _run(_with_store(obj.settings, run))
-    return result
+    return on_tenant(obj, slug, with_access)
 
 
 async def _user_id(store: ScimStore, tenant: Tenant, user: str) -> uuid.UUID:

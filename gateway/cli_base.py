@@ -6,13 +6,15 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 
 from gateway.settings import Settings
+from scim.errors import ScimError
+from sso.mapping import MappingError
 from storage import migrate as migrations
 from storage.database import create_engine, start_embedded
 from storage.scim_store import ScimStore, Tenant
@@ -74,3 +76,20 @@ def _tenant(store: ScimStore, slug: str) -> Any:
 def echo_json(value: Any) -> None:
     """Print a command's answer as indented JSON (times and ids as strings)."""
     click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+def on_tenant(obj: Context, slug: str, work: Callable[[Tenant, ScimStore], Awaitable[T]]) -> T:
+    """Run `work` on tenant SLUG; a change the stores or the rules refuse becomes the
+    command's error."""
+
+    async def run(store: ScimStore) -> T:
+        tenant = await _tenant(store, slug)
+        try:
+            return await work(tenant, store)
+        except ScimError as exc:
+            raise click.ClickException(exc.detail) from None
+        except MappingError as exc:
+            raise click.ClickException(f"mapping refused: {exc}") from None
+
+    result: T = _run(_with_store(obj.settings, run))
+    return result

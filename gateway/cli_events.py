@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 import click
 
 from gateway.app import utc_now
-from gateway.cli_base import Context, _run, _tenant, _with_store, echo_json
+from gateway.cli_base import Context, echo_json, on_tenant
 from gateway.credentials import new_api_key
 from gateway.events_api import EVENTS_SCOPE
 from gateway.webhooks import event_json, new_endpoint_id, new_secret
@@ -23,14 +23,6 @@ from storage.webhook_store import DEAD, DELIVERED, PENDING, WebhookStore
 
 T = TypeVar("T")
 SCOPES = (EVENTS_SCOPE,)
-
-
-def _on_tenant(obj: Context, slug: str, work: Callable[[Tenant, ScimStore], Awaitable[T]]) -> T:
-    async def run(store: ScimStore) -> T:
-        return await work(await _tenant(store, slug), store)
-
-    result: T = _run(_with_store(obj.settings, run))
-    return result
 
 
 # --- events -----------------------------------------------------------------------------------
@@ -50,7 +42,7 @@ def events(obj: Context, slug: str, after: int, limit: int, types: tuple[str, ..
         found = await EventStore(store.engine).after(tenant.id, after, limit, types)
         return [event_json(e, tenant.slug) for e in found]
 
-    for item in _on_tenant(obj, slug, work):
+    for item in on_tenant(obj, slug, work):
         click.echo(json.dumps(item, ensure_ascii=False))
 
 
@@ -81,7 +73,7 @@ def webhook_add(obj: Context, slug: str, url: str, types: tuple[str, ...], as_js
             tenant.id, new_endpoint_id(), url, types, secret, utc_now()
         )
 
-    added = _on_tenant(obj, slug, work)
+    added = on_tenant(obj, slug, work)
     shown = {"id": added.id, "url": url, "events": list(types) or "all", "secret": secret}
     if as_json:
         echo_json(shown)
@@ -109,7 +101,7 @@ def webhook_list(obj: Context, slug: str, as_json: bool) -> None:
             "secrets": len(e.secrets),
             "cursor": e.cursor,
         }
-        for e in _on_tenant(obj, slug, work)
+        for e in on_tenant(obj, slug, work)
     ]
     if as_json:
         echo_json(rows)
@@ -130,7 +122,7 @@ def _endpoint_command(
         async def work(tenant: Tenant, store: ScimStore) -> bool:
             return await change(WebhookStore(store.engine), tenant, endpoint_id)
 
-        if not _on_tenant(obj, slug, work):
+        if not on_tenant(obj, slug, work):
             raise click.ClickException(f"no endpoint {endpoint_id!r} in {slug}")
         click.echo(f"{endpoint_id}: {name} done")
 
@@ -180,7 +172,7 @@ def webhook_rotate(obj: Context, slug: str, endpoint_id: str, overlap_hours: flo
             tenant.id, endpoint_id, secret, now, now + timedelta(hours=overlap_hours)
         )
 
-    if not _on_tenant(obj, slug, work):
+    if not on_tenant(obj, slug, work):
         raise click.ClickException(f"no endpoint {endpoint_id!r} in {slug}")
     click.echo(f"new signing secret: {secret}")
 
@@ -214,7 +206,7 @@ def webhook_deliveries(
             "last_status": d.last_status,
             "last_error": d.last_error,
         }
-        for d in _on_tenant(obj, slug, work)
+        for d in on_tenant(obj, slug, work)
     ]
     if as_json:
         echo_json(rows)
@@ -245,7 +237,7 @@ def webhook_redeliver(
             tenant.id, endpoint_id, utc_now(), event_ids=event_ids, dead=dead
         )
 
-    click.echo(f"{_on_tenant(obj, slug, work)} deliveries queued again")
+    click.echo(f"{on_tenant(obj, slug, work)} deliveries queued again")
 
 
 # --- API keys ---------------------------------------------------------------------------------
@@ -281,7 +273,7 @@ def api_key_create(
             tenant.id, key_id, name, secret_hash, scopes, now, expires
         )
 
-    _on_tenant(obj, slug, work)
+    on_tenant(obj, slug, work)
     shown = {
         "id": key_id,
         "key": secret,
@@ -312,7 +304,7 @@ def api_key_list(obj: Context, slug: str, as_json: bool) -> None:
             "last_used_at": k.last_used_at,
             "revoked_at": k.revoked_at,
         }
-        for k in _on_tenant(obj, slug, work)
+        for k in on_tenant(obj, slug, work)
     ]
     if as_json:
         echo_json(rows)
@@ -330,6 +322,6 @@ def api_key_revoke(obj: Context, slug: str, key_id: str) -> None:
     async def work(tenant: Tenant, store: ScimStore) -> bool:
         return await ApiKeyStore(store.engine).revoke(tenant.id, key_id, utc_now())
 
-    if not _on_tenant(obj, slug, work):
+    if not on_tenant(obj, slug, work):
         raise click.ClickException(f"no live key {key_id!r} in {slug}")
     click.echo(f"{key_id} revoked")
