@@ -43,7 +43,6 @@ from storage.access_store import (
     Recomputation,
     SubjectRow,
 )
-from storage.scim_store import GIVEN_ROLE_TYPES
 
 _BATCH = 500  # users per transaction (each holds one advisory lock per user)
 
@@ -91,17 +90,12 @@ def subject(rules: Rules, row: SubjectRow) -> Subject:
 
 
 def pushed_roles(scim_user: Mapping[str, Any]) -> list[str]:
-    """The role values a SCIM client set on the user (not the ones the gateway shows)."""
+    """The role values a SCIM client set on the user, as stored (the store keeps none of the
+    entries the gateway shows for its own grants: `storage.scim_store.GIVEN_ROLE_TYPES`)."""
     entries = scim_user.get("roles")
     if not isinstance(entries, list):
         return []
-    return [
-        e["value"]
-        for e in entries
-        if isinstance(e, dict)
-        and isinstance(e.get("value"), str)
-        and str(e.get("type")).lower() not in GIVEN_ROLE_TYPES
-    ]
+    return [e["value"] for e in entries if isinstance(e, dict) and isinstance(e.get("value"), str)]
 
 
 def desired(rules: Rules, row: SubjectRow) -> tuple[Desired, Assignment]:
