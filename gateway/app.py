@@ -14,19 +14,22 @@ import orjson
 from aiohttp import web
 from sqlalchemy import text
 
-from gateway import auth_api, events_api
+from gateway import auth_api
 from gateway.access import Access
+from gateway.admin import create_api_app
 from gateway.audit_writer import AuditWriter, writing
 from gateway.errors import Handler
 from gateway.identity_tokens import TokenIssuer
 from gateway.keys import (
     ACCESS,
+    ADMIN_STORE,
     API_KEYS,
     AUDIT,
     CLOCK,
     ENGINE,
     EVENTS,
     IDENTITIES,
+    INVITATIONS,
     LOGIN_STATE,
     OIDC_DIRECTORY,
     PROVISIONING,
@@ -51,10 +54,12 @@ from gateway.token_cache import TokenCache
 from gateway.webhooks import EVENTS_CHANNEL, WebhookWorker, delivering
 from sso.mapping import DEFAULT_ROLE
 from storage.access_store import AccessStore
+from storage.admin_store import AdminStore
 from storage.api_key_store import ApiKeyStore
 from storage.audit_store import AuditLog
 from storage.database import create_engine
 from storage.event_store import EventStore
+from storage.invitation_store import InvitationStore
 from storage.key_store import KeyStore
 from storage.notifications import listening
 from storage.request_log import RequestLogStore
@@ -163,6 +168,8 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now) -> w
         app[AUDIT] = AuditLog(engine)
         app[API_KEYS] = ApiKeyStore(engine)
         app[EVENTS] = EventStore(engine)
+        app[ADMIN_STORE] = AdminStore(engine)
+        app[INVITATIONS] = InvitationStore(engine)
         audit = AuditWriter(app[AUDIT], clock, settings.audit_flush_seconds)
         app[PROVISIONING] = Provisioning(app[STORE], clock, app[ACCESS], audit)
         async with contextlib.AsyncExitStack() as stack:
@@ -223,6 +230,6 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now) -> w
     app.router.add_get("/readyz", readyz)
     app.add_subapp("/scim/v2", scim)
     auth_api.add_routes(app)
-    events_api.add_routes(app)
+    app.add_subapp("/api/v1", create_api_app(settings.max_body_bytes))
     app.add_subapp("/sso", create_sso_app())
     return app

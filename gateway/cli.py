@@ -27,7 +27,7 @@ from gateway.cli_base import Context, _run, _tenant, _with_store
 from gateway.cli_events import api_key, events, webhook
 from gateway.credentials import new_token
 from gateway.settings import Settings
-from scim.errors import ConflictError
+from scim.errors import ConflictError, ScimError
 from sso import saml, tokens
 from sso.connections import (
     DEFAULT_OIDC_SCOPES,
@@ -41,6 +41,7 @@ from sso.connections import (
 )
 from storage import migrate as migrations
 from storage.access_store import AccessStore
+from storage.admin_store import AdminStore
 from storage.database import create_engine
 from storage.key_store import KeyStore, SigningKey
 from storage.request_log import RequestLogStore
@@ -137,6 +138,16 @@ def tenant_list(obj: Context) -> None:
     type=click.IntRange(min=0, max=3650),
     help=f"How long soft-deleted users are kept (0: the default, {KEEP_DELETED_DAYS}).",
 )
+@click.option(
+    "--admin-overrides/--no-admin-overrides",
+    default=None,
+    help="Whether the admin API may change the name and e-mail of users the IdP manages.",
+)
+@click.option(
+    "--reseller",
+    help="The tenant (slug) this one depends on: its admins manage this one's users. "
+    "An empty value removes it.",
+)
 @click.pass_obj
 def tenant_set(
     obj: Context,
@@ -145,6 +156,8 @@ def tenant_set(
     session_lifetime_hours: float | None,
     delete_policy: str | None,
     keep_deleted_days: int | None,
+    admin_overrides: bool | None,
+    reseller: str | None,
 ) -> None:
     """Set tenant SLUG's own values for the settings above; print them all."""
     given = {
@@ -152,10 +165,16 @@ def tenant_set(
         "session_lifetime_hours": session_lifetime_hours,
         "delete_policy": delete_policy,
         "keep_deleted_days": keep_deleted_days,
+        "admin_overrides": admin_overrides,
     }
     changes = {key: (value or None) for key, value in given.items() if value is not None}
 
     async def work(store: ScimStore) -> Any:
+        try:
+            if reseller is not None:
+                await AdminStore(store.engine).set_parent(slug, reseller or None)
+        except ScimError as exc:
+            raise click.ClickException(exc.detail) from None
         if not await store.update_tenant_settings(slug, changes):
             raise click.ClickException(f"no tenant {slug!r}")
         return await store.get_tenant(slug)

@@ -17,7 +17,9 @@ import yaml
 
 from gateway.access import Access, catalogue
 from gateway.app import utc_now
+from gateway.audit_writer import AuditWriter
 from gateway.cli_base import Context, echo_json, on_tenant
+from gateway.provisioning import Provisioning
 from sso.mapping import BUILTIN_ROLES, Assignment, MappingError, parse_mapping, to_document
 from storage.access_store import AccessStore
 from storage.audit_store import AuditEntry, AuditLog
@@ -472,13 +474,9 @@ def user_unblock(obj: Context, slug: str, name: str) -> None:
 def _set_blocked(obj: Context, slug: str, name: str, reason: str | None) -> None:
     async def work(tenant: Tenant, access: Access, store: ScimStore) -> None:
         user_id = await _user_id(store, tenant, name)
-        now = utc_now()
-        await store.set_blocked(tenant.id, user_id, reason, now)
-        action = "user.blocked" if reason is not None else "user.unblocked"
-        details = {"reason": reason} if reason is not None else {}
-        entry = AuditEntry(action, f"user:{user_id}", details)
-        await AuditLog(store.engine).record(tenant.id, now, CLI_ACTOR, entry)
-        await access.recompute(tenant.id, [user_id], CLI_ACTOR)
+        audit = AuditWriter(AuditLog(store.engine), utc_now, 0)
+        provisioning = Provisioning(store, utc_now, access, audit, actor=CLI_ACTOR)
+        await provisioning.set_blocked(tenant.id, user_id, reason)
 
     _on_tenant(obj, slug, work)
 

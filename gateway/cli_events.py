@@ -10,10 +10,10 @@ from typing import Any, TypeVar
 
 import click
 
+from gateway.admin.callers import SCOPES
 from gateway.app import utc_now
 from gateway.cli_base import Context, echo_json, on_tenant
 from gateway.credentials import new_api_key
-from gateway.events_api import EVENTS_SCOPE
 from gateway.webhooks import event_json, new_endpoint_id, new_secret
 from sso.connections import check_url
 from storage.api_key_store import ApiKeyStore
@@ -22,7 +22,6 @@ from storage.scim_store import ScimStore, Tenant
 from storage.webhook_store import DEAD, DELIVERED, PENDING, WebhookStore
 
 T = TypeVar("T")
-SCOPES = (EVENTS_SCOPE,)
 
 
 # --- events -----------------------------------------------------------------------------------
@@ -245,7 +244,9 @@ def webhook_redeliver(
 
 @click.group("api-key")
 def api_key() -> None:
-    """Keys for `/api/v1/...` (scope `events:read`: `GET /api/v1/events`)."""
+    """Keys for `/api/v1/...`. Scopes: `events:read` (`GET /api/v1/events`), `admin:read`
+    (every administration read), `admin` (an admin's reads and writes), `owner` (an
+    owner's: everything, other owners included)."""
 
 
 @api_key.command("create")

@@ -28,6 +28,16 @@ def new_api_key() -> tuple[str, str, bytes]:
     return key_id, secret, hash_token(secret)
 
 
+INVITATION_PREFIX = "idgi_"
+
+
+def new_invitation() -> tuple[str, str, bytes]:
+    """(invitation id shown to people, the link's secret shown once, hash stored)."""
+    invitation_id = "inv_" + secrets.token_hex(8)
+    secret = INVITATION_PREFIX + secrets.token_urlsafe(32)
+    return invitation_id, secret, hash_token(secret)
+
+
 def new_session_secret() -> tuple[str, bytes]:
     """(the session cookie's value, the hash stored)."""
     secret = secrets.token_urlsafe(32)

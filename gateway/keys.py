@@ -14,9 +14,11 @@ from gateway.provisioning import Provisioning
 from gateway.session_cache import SessionCache
 from gateway.settings import Settings
 from gateway.token_cache import TokenCache
+from storage.admin_store import AdminStore
 from storage.api_key_store import ApiKeyStore
 from storage.audit_store import AuditLog
 from storage.event_store import EventStore
+from storage.invitation_store import InvitationStore
 from storage.scim_store import Principal, ScimStore
 from storage.session_store import SessionStore
 from storage.sso_store import Identities, LoginState, SsoStore
@@ -43,6 +45,8 @@ ACCESS = web.AppKey("access", Access)
 AUDIT = web.AppKey("audit", AuditLog)
 API_KEYS = web.AppKey("api_keys", ApiKeyStore)
 EVENTS = web.AppKey("events", EventStore)
+ADMIN_STORE = web.AppKey("admin_store", AdminStore)
+INVITATIONS = web.AppKey("invitations", InvitationStore)
 REQUEST_LOG: web.AppKey[RequestLog] = web.AppKey("request_log")  # unset when logging is off
 
 PRINCIPAL = web.RequestKey("principal", Principal)  # set by SCIM authentication

@@ -112,6 +112,20 @@ class Provisioning:
         else:
             await self.access.recompute(tenant_id, user_ids, self.actor)
 
+    async def set_blocked(
+        self, tenant_id: uuid.UUID, user_id: uuid.UUID, reason: str | None
+    ) -> bool:
+        """Block a user with a reason (out at once, whatever SCIM says), or unblock them
+        (None); False if there is no such user. Their mapped grants are suspended or come
+        back."""
+        if not await self.store.set_blocked(tenant_id, user_id, reason, self.clock()):
+            return False
+        action = "user.blocked" if reason is not None else "user.unblocked"
+        details = {"reason": reason} if reason is not None else {}
+        await self._audited(tenant_id, action, f"user:{user_id}", details)
+        await self.changed(tenant_id, [user_id])
+        return True
+
     async def flush(self) -> None:
         """Recompute the users a deferred Provisioning's writes changed, and audit them."""
         pending, self._pending = self._pending, {}
@@ -305,11 +319,14 @@ class Provisioning:
         resource_type: ResourceType,
         resource_id: str,
         if_match: str | None,
+        hard: bool | None = None,
     ) -> None:
+        """Delete a resource. A user's grants go with it; `hard` (else the tenant's policy)
+        says whether it is kept apart until purged."""
         if resource_type is USER:
-            # Its grants go with it; the tenant's policy says whether it is kept apart.
-            await self.store.delete_user(tenant_id, resource_id, if_match, self.actor)
-            await self._audited(tenant_id, "user.deleted", f"user:{resource_id}", {})
+            await self.store.delete_user(tenant_id, resource_id, if_match, self.actor, hard)
+            details = {} if hard is None else {"hard": hard}
+            await self._audited(tenant_id, "user.deleted", f"user:{resource_id}", details)
             return
         before = await self._group_members(tenant_id, resource_id)
         await self.store.delete_group(tenant_id, resource_id, if_match)

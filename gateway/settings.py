@@ -121,6 +121,9 @@ class Settings(BaseModel):
     identity_token_seconds: int = Field(
         300, ge=30, le=3600, description="Lifetime of the JWTs `/auth/token` hands out."
     )
+    invitation_days: float = Field(
+        7, gt=0, le=90, description="An invitation link works this many days (resend: anew)."
+    )
     log_level: str = Field("INFO", description="Python logging level.")
 
     @property

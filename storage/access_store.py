@@ -680,34 +680,8 @@ class AccessStore:
     ) -> bool:
         """Give a user a role by hand (kept by recomputation); False if held so already."""
         async with self.engine.begin() as conn:
-            project_id = await _project_id(conn, tenant_id, project)
             await _user_exists(conn, tenant_id, user_id)
-            held = await _effective(conn, user_id, project_id, role)
-            inserted = (
-                await conn.execute(
-                    text(
-                        """
-                        INSERT INTO role_grants
-                          (tenant_id, user_id, project_id, role, source, granted_at)
-                        VALUES (:tenant_id, :user_id, :project_id, :role, 'manual', :now)
-                        ON CONFLICT DO NOTHING RETURNING 1
-                        """
-                    ),
-                    {
-                        "tenant_id": tenant_id,
-                        "user_id": user_id,
-                        "project_id": project_id,
-                        "role": role,
-                        "now": now,
-                    },
-                )
-            ).first() is not None
-            if inserted and not held:
-                details = _role_details(project, role) | {"source": MANUAL}
-                await _audit(
-                    conn, tenant_id, now, actor, [Change(user_id, "role.granted", details)]
-                )
-        return inserted
+            return await _grant_manual(conn, tenant_id, user_id, role, project, now, actor)
 
     async def revoke_manual(
         self,
@@ -721,24 +695,24 @@ class AccessStore:
         """Take back a role given by hand; False if there was none. A role the rules give
         stays until the rules stop giving it."""
         async with self.engine.begin() as conn:
-            project_id = await _project_id(conn, tenant_id, project)
-            result = await conn.execute(
-                delete(role_grants).where(
-                    role_grants.c.tenant_id == tenant_id,
-                    role_grants.c.user_id == user_id,
-                    role_grants.c.project_id.is_not_distinct_from(project_id),
-                    func.lower(role_grants.c.role) == role.lower(),
-                    role_grants.c.source == MANUAL,
-                )
-            )
-            if result.rowcount == 0:
-                return False
-            if not await _effective(conn, user_id, project_id, role):
-                details = _role_details(project, role)
-                await _audit(
-                    conn, tenant_id, now, actor, [Change(user_id, "role.revoked", details)]
-                )
-        return True
+            return await _revoke_manual(conn, tenant_id, user_id, role, project, now, actor)
+
+    async def set_manual(
+        self,
+        tenant_id: uuid.UUID,
+        user_id: uuid.UUID,
+        grant: Sequence[tuple[str | None, str]],
+        revoke: Sequence[tuple[str | None, str]],
+        now: datetime,
+        actor: str,
+    ) -> None:
+        """Give and take back several (project, role) grants by hand, all or none."""
+        async with self.engine.begin() as conn:
+            await _user_exists(conn, tenant_id, user_id)
+            for project, role in revoke:
+                await _revoke_manual(conn, tenant_id, user_id, role, project, now, actor)
+            for project, role in grant:
+                await _grant_manual(conn, tenant_id, user_id, role, project, now, actor)
 
     async def add_group_member(
         self, tenant_id: uuid.UUID, group: str, user_id: uuid.UUID, now: datetime, actor: str
@@ -781,6 +755,69 @@ class AccessStore:
                     [Change(user_id, "group.member_added", {"group": group, "source": MANUAL})],
                 )
         return row is not None
+
+
+async def _grant_manual(
+    conn: AsyncConnection,
+    tenant_id: uuid.UUID,
+    user_id: uuid.UUID,
+    role: str,
+    project: str | None,
+    now: datetime,
+    actor: str,
+) -> bool:
+    project_id = await _project_id(conn, tenant_id, project)
+    held = await _effective(conn, user_id, project_id, role)
+    inserted = (
+        await conn.execute(
+            text(
+                """
+                INSERT INTO role_grants
+                  (tenant_id, user_id, project_id, role, source, granted_at)
+                VALUES (:tenant_id, :user_id, :project_id, :role, 'manual', :now)
+                ON CONFLICT DO NOTHING RETURNING 1
+                """
+            ),
+            {
+                "tenant_id": tenant_id,
+                "user_id": user_id,
+                "project_id": project_id,
+                "role": role,
+                "now": now,
+            },
+        )
+    ).first() is not None
+    if inserted and not held:
+        details = _role_details(project, role) | {"source": MANUAL}
+        await _audit(conn, tenant_id, now, actor, [Change(user_id, "role.granted", details)])
+    return inserted
+
+
+async def _revoke_manual(
+    conn: AsyncConnection,
+    tenant_id: uuid.UUID,
+    user_id: uuid.UUID,
+    role: str,
+    project: str | None,
+    now: datetime,
+    actor: str,
+) -> bool:
+    project_id = await _project_id(conn, tenant_id, project)
+    result = await conn.execute(
+        delete(role_grants).where(
+            role_grants.c.tenant_id == tenant_id,
+            role_grants.c.user_id == user_id,
+            role_grants.c.project_id.is_not_distinct_from(project_id),
+            func.lower(role_grants.c.role) == role.lower(),
+            role_grants.c.source == MANUAL,
+        )
+    )
+    if result.rowcount == 0:
+        return False
+    if not await _effective(conn, user_id, project_id, role):
+        details = _role_details(project, role)
+        await _audit(conn, tenant_id, now, actor, [Change(user_id, "role.revoked", details)])
+    return True
 
 
 async def _effective(

@@ -837,10 +837,11 @@ class ScimStore:
         user_id: str,
         if_match: str | None,
         deleted_by: str | None = None,
+        hard: bool | None = None,
     ) -> None:
-        """Delete a user: under the tenant's soft-delete policy (the default) the user, its
-        groups and grants are kept in `deleted_users` until purged; its userName and
-        externalId are free again at once."""
+        """Delete a user: soft (`hard` False, or None under the tenant's soft-delete policy,
+        the default) keeps the user, its groups and grants in `deleted_users` until purged;
+        its userName and externalId are free again at once."""
         uid = parse_uuid(user_id)
         if uid is None:
             raise NotFoundError(f"User {user_id} not found")
@@ -862,7 +863,7 @@ class ScimStore:
                     )
                 )
             ).scalar_one_or_none()
-            if policy != "hard":
+            if not (hard if hard is not None else policy == "hard"):
                 await conn.execute(_KEEP_DELETED, {"user_id": uid, "deleted_by": deleted_by})
             # Its sessions end as a deactivation's do (session.revoked), then go with it.
             await conn.execute(

@@ -53,6 +53,7 @@ class SessionUser:
     last_seen_at: datetime
     idle_seconds: int
     expires_at: datetime
+    started_at: datetime  # when the user logged in (a hard delete asks for a recent login)
 
     def live_at(self, now: datetime) -> bool:
         """Whether neither the lifetime nor the idle limit has passed at `now` (as far as
@@ -94,6 +95,7 @@ _LIVE = (
         sessions.c.last_seen_at,
         sessions.c.idle_seconds,
         sessions.c.expires_at,
+        sessions.c.created_at,
         tenants.c.slug,
         users.c.user_name,
         users.c.data["emails"].label("emails"),
@@ -191,6 +193,7 @@ class SessionStore:
             last_seen,
             row.idle_seconds,
             row.expires_at,
+            row.created_at,
         )
 
     async def revoke(self, secret_hash: bytes, now: datetime) -> bool:

@@ -36,6 +36,8 @@ tenants = Table(
     Column("name", Text, nullable=False),
     Column("settings", JSONB, nullable=False, server_default="{}"),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # The reseller organisation this one depends on (migration 0017).
+    Column("parent_id", Uuid, ForeignKey("tenants.id", ondelete="SET NULL")),
 )
 
 scim_tokens = Table(
@@ -360,4 +362,45 @@ deleted_users = Table(
     Column("data", JSONB, nullable=False),
     Column("deleted_at", DateTime(timezone=True), nullable=False),
     Column("deleted_by", Text),
+)
+
+# Logins and failed logins per user (migration 0017).
+user_activity = Table(
+    "user_activity",
+    metadata,
+    Column("user_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("tenant_id", Uuid, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("last_login_at", DateTime(timezone=True)),
+    Column("logins", BigInteger, nullable=False, server_default="0"),
+    Column("last_failed_login_at", DateTime(timezone=True)),
+    Column("failed_logins", BigInteger, nullable=False, server_default="0"),
+)
+
+# Users invited by an admin, pending until they accept (migration 0017).
+invitations = Table(
+    "invitations",
+    metadata,
+    Column("id", Text, primary_key=True),  # inv_<hex>
+    Column("tenant_id", Uuid, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("user_id", Uuid, ForeignKey("users.id", ondelete="SET NULL")),
+    Column("email", Text, nullable=False),
+    Column("secret_hash", LargeBinary, nullable=False, unique=True),
+    Column("created_by", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("sent_at", DateTime(timezone=True), nullable=False),
+    Column("sends", Integer, nullable=False, server_default="1"),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("accepted_at", DateTime(timezone=True)),
+    Column("revoked_at", DateTime(timezone=True)),
+)
+
+# Confirmed CSV imports by the digest of their rows (migration 0017).
+csv_imports = Table(
+    "csv_imports",
+    metadata,
+    Column("tenant_id", Uuid, ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True),
+    Column("digest", Text, primary_key=True),
+    Column("created_by", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("result", JSONB, nullable=False),
 )

@@ -205,6 +205,9 @@ async def table_snapshot(engine: AsyncEngine, tenant_id: Any) -> dict[str, list[
             "role_grants",
             "mapping_documents",
             "audit_log",
+            "invitations",
+            "csv_imports",
+            "user_activity",
         ):
             from sqlalchemy import text
 

@@ -42,6 +42,7 @@ def _user(user_id: uuid.UUID = USER, **changes: Any) -> SessionUser:
         "last_seen_at": NOW,
         "idle_seconds": 3600,
         "expires_at": NOW + timedelta(hours=12),
+        "started_at": NOW,
     }
     return SessionUser(**(fields | changes))
 
