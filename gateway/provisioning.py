@@ -78,7 +78,7 @@ class Provisioning:
             deferred=deferred,
         )
 
-    async def _audited(
+    async def audited(
         self, tenant_id: uuid.UUID, action: str, target: str, details: dict[str, Any]
     ) -> None:
         """An audit entry for a write that committed (after it, batched: the write's own
@@ -95,12 +95,12 @@ class Provisioning:
         self, tenant_id: uuid.UUID, action: str, user: dict[str, Any], fields: list[str]
     ) -> None:
         await self.changed(tenant_id, [uuid.UUID(user["id"])])
-        await self._audited(tenant_id, action, f"user:{user['id']}", {"fields": fields})
+        await self.audited(tenant_id, action, f"user:{user['id']}", {"fields": fields})
 
     async def _group_written(
         self, tenant_id: uuid.UUID, action: str, group_id: str, details: dict[str, Any]
     ) -> None:
-        await self._audited(tenant_id, action, f"group:{group_id}", details)
+        await self.audited(tenant_id, action, f"group:{group_id}", details)
 
     async def changed(self, tenant_id: uuid.UUID, user_ids: Iterable[uuid.UUID]) -> None:
         """The grants of these users may have changed: recompute them now, or at `flush`
@@ -122,7 +122,7 @@ class Provisioning:
             return False
         action = "user.blocked" if reason is not None else "user.unblocked"
         details = {"reason": reason} if reason is not None else {}
-        await self._audited(tenant_id, action, f"user:{user_id}", details)
+        await self.audited(tenant_id, action, f"user:{user_id}", details)
         await self.changed(tenant_id, [user_id])
         return True
 
@@ -326,7 +326,7 @@ class Provisioning:
         if resource_type is USER:
             await self.store.delete_user(tenant_id, resource_id, if_match, self.actor, hard)
             details = {} if hard is None else {"hard": hard}
-            await self._audited(tenant_id, "user.deleted", f"user:{resource_id}", details)
+            await self.audited(tenant_id, "user.deleted", f"user:{resource_id}", details)
             return
         before = await self._group_members(tenant_id, resource_id)
         await self.store.delete_group(tenant_id, resource_id, if_match)

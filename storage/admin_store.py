@@ -61,6 +61,10 @@ class Org:
     settings: dict[str, Any]
 
 
+_ORGS = select(tenants.c.id, tenants.c.slug, tenants.c.name, tenants.c.parent_id,
+               tenants.c.settings)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class UserFilter:
     q: str = ""
@@ -70,6 +74,7 @@ class UserFilter:
     login_from: datetime | None = None  # last login at or after
     login_to: datetime | None = None  # last login before
     never_logged_in: bool = False
+    inactive_since: datetime | None = None  # active, and no login since (nor created since)
 
 
 @dataclass(frozen=True)
@@ -278,6 +283,11 @@ def _filtered(tenant_id: uuid.UUID, f: UserFilter) -> Select[Any]:
         query = query.where(user_activity.c.last_login_at >= f.login_from)
     if f.login_to is not None:
         query = query.where(user_activity.c.last_login_at < f.login_to)
+    if f.inactive_since is not None:
+        query = query.where(
+            _status_condition("active"),
+            func.coalesce(user_activity.c.last_login_at, users.c.created_at) < f.inactive_since,
+        )
     if f.never_logged_in:
         query = query.where(
             or_(user_activity.c.last_login_at.is_(None), user_activity.c.user_id.is_(None))
@@ -291,19 +301,15 @@ class AdminStore:
         self.single = autocommit(engine)
 
     async def org(self, slug: str) -> Org | None:
+        return await self._org(tenants.c.slug == slug)
+
+    async def org_by_id(self, tenant_id: uuid.UUID) -> Org | None:
+        return await self._org(tenants.c.id == tenant_id)
+
+    async def _org(self, where: ColumnElement[bool]) -> Org | None:
         async with self.single.connect() as conn:
-            row = (
-                await conn.execute(
-                    select(
-                        tenants.c.id,
-                        tenants.c.slug,
-                        tenants.c.name,
-                        tenants.c.parent_id,
-                        tenants.c.settings,
-                    ).where(tenants.c.slug == slug)
-                )
-            ).one_or_none()
-        return Org(row.id, row.slug, row.name, row.parent_id, row.settings) if row else None
+            row = (await conn.execute(_ORGS.where(where))).one_or_none()
+        return Org(*row) if row else None
 
     async def users(
         self, tenant_id: uuid.UUID, f: UserFilter, after: str | None, limit: int
@@ -536,13 +542,17 @@ class AdminStore:
             return True
 
     async def dependents(self, tenant_id: uuid.UUID) -> list[Org]:
+        """The organisations this reseller's admins manage."""
         async with self.single.connect() as conn:
             rows = await conn.execute(
-                select(
-                    tenants.c.id, tenants.c.slug, tenants.c.name, tenants.c.parent_id,
-                    tenants.c.settings,
-                )
-                .where(tenants.c.parent_id == tenant_id)
-                .order_by(tenants.c.slug)
-            )  # fmt: skip
+                _ORGS.where(tenants.c.parent_id == tenant_id).order_by(tenants.c.slug)
+            )
             return [Org(*r) for r in rows]
+
+    async def users_by_id(
+        self, tenant_id: uuid.UUID, user_ids: Sequence[uuid.UUID], f: UserFilter
+    ) -> list[UserRow]:
+        """Those of these users that the filter matches."""
+        query = _filtered(tenant_id, f).where(users.c.id.in_(list(user_ids)))
+        async with self.single.connect() as conn:
+            return [_row(r) for r in await conn.execute(query)]

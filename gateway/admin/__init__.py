@@ -5,12 +5,23 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.admin import catalogue, events, invitations, me, users
+from gateway.admin import catalogue, events, invitations, me, organisation, users
 from gateway.admin.api import Api, Operation, problems
+from gateway.admin.local import api as local_api
 from gateway.admin.openapi import document
+from gateway.admin.operations import api as operations_api
 from gateway.keys import SETTINGS
 
-APIS: tuple[Api, ...] = (me.api, users.api, invitations.api, catalogue.api, events.api)
+APIS: tuple[Api, ...] = (
+    me.api,
+    users.api,
+    invitations.api,
+    catalogue.api,
+    organisation.api,
+    operations_api,
+    events.api,
+    local_api,
+)
 
 
 def operations() -> list[Operation]:

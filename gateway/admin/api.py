@@ -143,7 +143,7 @@ def _serve(operation: Operation) -> Handler:
         headers = {"Cache-Control": "no-store"}
         if position is not None and position.via:
             # Visibly marked: this call acts in a dependent organisation through a reseller.
-            headers["X-Idgate-Acting-As"] = f"admin via {position.via}"
+            headers["X-Idgate-Acting-As"] = f"{position.level.name.lower()} via {position.via}"
         result = await operation.handler(Call(request, caller, position, query, body, headers))
         if isinstance(result, web.StreamResponse):
             return result
@@ -232,12 +232,18 @@ def _has_nul(value: Any) -> bool:
     return False
 
 
-def _validated(model: type[BaseModel] | None, value: Any, where: str) -> Any:
-    if model is None:
-        return None
+def _refuse_nul(value: Any, where: str) -> None:
     if _has_nul(value):  # PostgreSQL text cannot hold it; no name or e-mail has one
         raise ApiError(400, "invalid_request", f"the {where} holds a NUL character")
+
+
+def _validated(model: type[BaseModel] | None, value: Any, where: str, json: bool = False) -> Any:
+    if model is None:
+        return None
     try:
+        if json:
+            return model.model_validate_json(value, strict=True)
+        _refuse_nul(value, where)
         return model.model_validate(value)
     except ValidationError as exc:
         raise ApiError(
@@ -260,11 +266,15 @@ async def _body(request: web.Request, model: type[BaseModel] | None, raw: str | 
         return None
     if request.content_type != "application/json":
         raise ApiError(415, "unsupported_media_type", "the body must be application/json")
+    data = await request.read()
     try:
-        value = orjson.loads(await request.read())
+        value = orjson.loads(data)
     except orjson.JSONDecodeError:
         raise ApiError(400, "invalid_json", "the body is not valid JSON") from None
-    return _validated(model, value, "body")
+    _refuse_nul(value, "body")
+    # Strict: a JSON body says what it means (no 0 for false, no "1" for 1); strings are
+    # still read as the ids and times the document says they are.
+    return _validated(model, data, "body", json=True)
 
 
 @web.middleware

@@ -11,7 +11,7 @@ standing in the organisation a route names is one of four levels:
 - none: members and read-only users have no administration at all.
 
 A key's level is its scope (`owner`, `admin`, `admin:read`); a person's is their roles in
-their own organisation. A reseller's owners, admins and keys stand as admins (never owners)
+their own organisation. A reseller's people and keys stand at their level, capped at admin
 in each organisation that depends on it: every such call is marked `via` the reseller, in
 the answer's `X-Idgate-Acting-As` header and in the audit log.
 """

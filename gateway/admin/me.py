@@ -38,7 +38,7 @@ async def me(call: Call) -> Me:
     store = call.request.config_dict[ADMIN_STORE]
     home = await store.org(caller.tenant_slug)
     orgs = [home] if home is not None else []
-    if caller.home_level >= Level.ADMIN:
+    if caller.home_level > Level.NONE:
         orgs += await store.dependents(caller.tenant_id)
     standings = [s for s in (standing(caller, org) for org in orgs) if s is not None]
     return Me(

@@ -23,7 +23,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 from gateway.admin.api import Api, Call, Need
 from gateway.admin.callers import Level
 from gateway.admin.problems import ApiError, conflict, invalid, not_found
-from gateway.keys import ACCESS, ADMIN_STORE, CLOCK, PROVISIONING
+from gateway.keys import ACCESS, ADMIN_STORE, CLOCK, PROVISIONING, SESSIONS
 from scim.patch import PATCH_OP
 from scim.schema import USER
 from sso.mapping import BUILTIN_ROLES
@@ -558,3 +558,95 @@ async def set_roles(call: Call) -> RoleImpact:
         call.actor,
     )
     return impact.model_copy(update={"applied": True})
+
+
+# --- sessions and access review --------------------------------------------------------------
+
+
+class Revoked(BaseModel):
+    revoked: int = Field(description="Sessions ended.")
+
+
+@api.route(
+    "POST", "/orgs/{org}/users/{user}/sessions/revoke", "Sign a user out everywhere",
+    Need.ADMIN, TAG, response=Revoked,
+)  # fmt: skip
+async def revoke_sessions(call: Call) -> Revoked:
+    user = await target(call)
+    config = call.request.config_dict
+    count = await config[SESSIONS].revoke_user(user.row.id, config[CLOCK]())
+    await provisioning(call).audited(call.org.id, "session.revoked_all",
+                                         f"user:{user.row.id}", {"sessions": count})  # fmt: skip
+    return Revoked(revoked=count)
+
+
+REVIEW = "Access review"
+
+
+class ReviewQuery(BaseModel):
+    inactive_days: int = Field(90, ge=1, le=3650, description="No login for this many days.")
+    cursor: str | None = Field(None, max_length=512)
+    limit: int = Field(50, ge=1, le=200)
+
+
+def _inactive_since(call: Call, days: int) -> datetime:
+    return call.request.config_dict[CLOCK]() - timedelta(days=days)
+
+
+@api.route(
+    "GET", "/orgs/{org}/access-review", "Users inactive for N days", Need.READ, REVIEW,
+    query=ReviewQuery, response=UserPage,
+    description="Active users with no login for `inactive_days` (90) days; one who never "
+    "logged in counts from their creation.",
+)  # fmt: skip
+async def access_review(call: Call) -> UserPage:
+    query: ReviewQuery = call.query
+    since = _inactive_since(call, query.inactive_days)
+    try:
+        rows, cursor = await call.request.config_dict[ADMIN_STORE].users(
+            call.org.id, UserFilter(inactive_since=since), query.cursor, query.limit
+        )
+    except ValueError:
+        raise invalid("not a cursor this API gave", "cursor") from None
+    return UserPage(data=[_summary(r) for r in rows], next_cursor=cursor)
+
+
+class ReviewDeactivation(Strict):
+    user_ids: list[uuid.UUID] = Field(min_length=1, max_length=1000)
+    inactive_days: int = Field(90, ge=1, le=3650)
+
+
+class Deactivated(BaseModel):
+    deactivated: list[uuid.UUID]
+    skipped: list[uuid.UUID] = Field(
+        description="Not deactivated: no longer inactive, not active, not found, an owner "
+        "(for an admin), or yourself."
+    )
+
+
+@api.route(
+    "POST", "/orgs/{org}/access-review/deactivate", "Deactivate inactive users", Need.ADMIN,
+    REVIEW, body=ReviewDeactivation, response=Deactivated,
+    description="The one-click outcome of a review: each user still inactive is deactivated "
+    "as SCIM `active: false` would.",
+)  # fmt: skip
+async def deactivate_inactive(call: Call) -> Deactivated:
+    body: ReviewDeactivation = call.body
+    store = call.request.config_dict[ADMIN_STORE]
+    since = _inactive_since(call, body.inactive_days)
+    wanted = list(dict.fromkeys(body.user_ids))
+    still = {r.id: r for r in await store.users_by_id(
+        call.org.id, wanted, UserFilter(inactive_since=since))}  # fmt: skip
+    may_touch_owners = call.standing is not None and call.standing.level >= Level.OWNER
+    done: list[uuid.UUID] = []
+    writer = provisioning(call)
+    for user_id in wanted:
+        row = still.get(user_id)
+        if row is None or user_id == call.caller.user_id:
+            continue
+        if "owner" in row.roles and not may_touch_owners:
+            continue
+        operations = [{"op": "replace", "path": "active", "value": False}]
+        await writer.patch(call.org.id, USER, str(user_id), patch_body(operations), None)
+        done.append(user_id)
+    return Deactivated(deactivated=done, skipped=[u for u in wanted if u not in done])
