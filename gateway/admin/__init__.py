@@ -7,9 +7,7 @@ from aiohttp import web
 
 from gateway.admin import catalogue, events, invitations, me, organisation, users
 from gateway.admin.api import Api, Operation, problems
-from gateway.admin.local import api as local_api
 from gateway.admin.openapi import document
-from gateway.admin.operations import api as operations_api
 from gateway.keys import SETTINGS
 
 APIS: tuple[Api, ...] = (
@@ -18,9 +16,7 @@ APIS: tuple[Api, ...] = (
     invitations.api,
     catalogue.api,
     organisation.api,
-    operations_api,
     events.api,
-    local_api,
 )
 
 
