@@ -14,7 +14,7 @@ import orjson
 from aiohttp import web
 from sqlalchemy import text
 
-from gateway import auth_api
+from gateway import auth_api, local_login
 from gateway.access import Access
 from gateway.admin import create_api_app
 from gateway.audit_writer import AuditWriter, writing
@@ -30,8 +30,10 @@ from gateway.keys import (
     EVENTS,
     IDENTITIES,
     INVITATIONS,
+    LOCAL_LOGINS,
     LOGIN_STATE,
     OIDC_DIRECTORY,
+    PARTNERS,
     PROVISIONING,
     REQUEST_ID,
     REQUEST_LOG,
@@ -61,7 +63,9 @@ from storage.database import create_engine
 from storage.event_store import EventStore
 from storage.invitation_store import InvitationStore
 from storage.key_store import KeyStore
+from storage.local_login_store import LocalLoginStore
 from storage.notifications import listening
+from storage.partner_store import PartnerStore
 from storage.request_log import RequestLogStore
 from storage.scim_store import ScimStore
 from storage.session_store import SessionStore
@@ -170,6 +174,8 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now) -> w
         app[EVENTS] = EventStore(engine)
         app[ADMIN_STORE] = AdminStore(engine)
         app[INVITATIONS] = InvitationStore(engine)
+        app[PARTNERS] = PartnerStore(engine)
+        app[LOCAL_LOGINS] = LocalLoginStore(engine)
         audit = AuditWriter(app[AUDIT], clock, settings.audit_flush_seconds)
         app[PROVISIONING] = Provisioning(app[STORE], clock, app[ACCESS], audit)
         async with contextlib.AsyncExitStack() as stack:
@@ -230,6 +236,7 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now) -> w
     app.router.add_get("/readyz", readyz)
     app.add_subapp("/scim/v2", scim)
     auth_api.add_routes(app)
+    local_login.add_routes(app)
     app.add_subapp("/api/v1", create_api_app(settings.max_body_bytes))
     app.add_subapp("/sso", create_sso_app())
     return app

@@ -11,13 +11,16 @@ it may have changed).
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
 
-from gateway.credentials import hash_token
-from gateway.keys import CLOCK, SESSION_CACHE, SETTINGS, TOKEN_ISSUER
+from gateway.credentials import hash_token, new_session_secret
+from gateway.keys import CLOCK, SESSION_CACHE, SESSIONS, SETTINGS, TOKEN_ISSUER
 from sso import tokens
 
 SESSION_COOKIE = "idgate_session"
@@ -26,6 +29,41 @@ _NO_STORE = {"Cache-Control": "no-store"}
 
 def _names(names: Iterable[str]) -> str:
     return ",".join(quote(name, safe=" ") for name in names)
+
+
+async def start_session(
+    request: web.Request,
+    tenant: Any,
+    user_id: uuid.UUID,
+    connection_id: uuid.UUID | None,
+    response: web.StreamResponse,
+) -> None:
+    """Start a session of `user_id` and set its cookie on `response`: how every login ends,
+    through SSO (`connection_id`) or a local password (None). Its limits are the tenant's
+    own (`idgate tenant set`), else the gateway's."""
+    settings = request.config_dict[SETTINGS]
+    idle = tenant.settings.get("session_idle_minutes") or settings.session_idle_minutes
+    hours = tenant.settings.get("session_lifetime_hours") or settings.session_lifetime_hours
+    secret, secret_hash = new_session_secret()
+    await request.config_dict[SESSIONS].create(
+        secret_hash,
+        tenant.id,
+        user_id,
+        connection_id,
+        request.config_dict[CLOCK](),
+        idle=timedelta(minutes=idle),
+        lifetime=timedelta(hours=hours),
+    )
+    response.set_cookie(
+        SESSION_COOKIE,
+        secret,
+        path="/",
+        secure=True,
+        httponly=True,
+        samesite="Lax",
+        max_age=int(hours * 3600),
+    )
+    response.headers["Cache-Control"] = "no-store"
 
 
 def _secret(request: web.Request) -> bytes | None:

@@ -25,6 +25,7 @@ from gateway.app import create_app, utc_now
 from gateway.cli_access import audit, group_add_member, mapping, project, role, user
 from gateway.cli_base import Context, _run, _tenant, _with_store
 from gateway.cli_events import api_key, events, webhook
+from gateway.cli_owner import owner
 from gateway.credentials import new_token
 from gateway.settings import Settings
 from scim.errors import ConflictError, ScimError
@@ -941,3 +942,4 @@ main.add_command(user)
 main.add_command(events)
 main.add_command(webhook)
 main.add_command(api_key)
+main.add_command(owner)

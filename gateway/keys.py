@@ -19,6 +19,8 @@ from storage.api_key_store import ApiKeyStore
 from storage.audit_store import AuditLog
 from storage.event_store import EventStore
 from storage.invitation_store import InvitationStore
+from storage.local_login_store import LocalLoginStore
+from storage.partner_store import PartnerStore
 from storage.scim_store import Principal, ScimStore
 from storage.session_store import SessionStore
 from storage.sso_store import Identities, LoginState, SsoStore
@@ -47,6 +49,8 @@ API_KEYS = web.AppKey("api_keys", ApiKeyStore)
 EVENTS = web.AppKey("events", EventStore)
 ADMIN_STORE = web.AppKey("admin_store", AdminStore)
 INVITATIONS = web.AppKey("invitations", InvitationStore)
+PARTNERS = web.AppKey("partners", PartnerStore)
+LOCAL_LOGINS = web.AppKey("local_logins", LocalLoginStore)
 REQUEST_LOG: web.AppKey[RequestLog] = web.AppKey("request_log")  # unset when logging is off
 
 PRINCIPAL = web.RequestKey("principal", Principal)  # set by SCIM authentication

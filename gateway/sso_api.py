@@ -8,13 +8,15 @@ A login through connection NAME of tenant SLUG:
    URLs and saves what the answer will be checked against (SAML: the AuthnRequest's ID; OIDC:
    nonce and PKCE verifier) in the database for ten minutes, under a random key that the
    IdP sends back (SAML RelayState, OIDC state) and that is also set as a cookie: only the
-   browser that started a login can finish it. The browser goes to the IdP.
+   browser that started a login can finish it. The browser goes to the IdP. A login
+   started from an invitation link (`&invitation=SECRET`) saves the invitation with it.
 2. `POST /sso/SLUG/NAME/acs` (SAML) or `GET /sso/SLUG/NAME/callback` (OIDC) takes the saved
    request (a second answer finds nothing), has `sso.saml` / `sso.oidc` check the answer
    against it (SAML assertion IDs are also kept until they expire: a replay is refused on
    every replica), finds the user linked to (connection, subject) or creates one (just in
    time, when the connection allows it), refuses a deactivated user, starts a session and
-   redirects to `return_to`.
+   redirects to `return_to`. A login that carries an invitation instead accepts it for the
+   person invited (`gateway.local_login.accept_through_sso`).
 
 Refusals are plain pages with a reason for the person and the status for the machine.
 """
@@ -32,8 +34,7 @@ from typing import Any, NoReturn
 from aiohttp import web
 from yarl import URL
 
-from gateway.auth_api import SESSION_COOKIE
-from gateway.credentials import new_session_secret
+from gateway.auth_api import start_session
 from gateway.keys import (
     ACCESS,
     AUDIT,
@@ -42,11 +43,11 @@ from gateway.keys import (
     LOGIN_STATE,
     OIDC_DIRECTORY,
     PROVISIONING,
-    SESSIONS,
     SETTINGS,
     SSO_STORE,
     STORE,
 )
+from gateway.local_login import InvitationRefusedError, accept_through_sso, open_invitation
 from gateway.provisioning import Provisioning
 from gateway.scim_api import request_context
 from scim.errors import ScimError
@@ -152,8 +153,11 @@ async def login(request: web.Request) -> web.Response:
         allowed = await request.config_dict[SSO_STORE].return_urls.list(tenant.id)
         if not _allowed(return_to, allowed):
             return _page(400, "Login refused", "return_to is not an address of this tenant.")
+    carried = await _invitation(request, tenant)
+    if carried is None:
+        return _page(410, "Invitation not valid", "This invitation has expired or was used.")
     if connection.type == OIDC:
-        return await _oidc_login(request, connection, return_to)
+        return await _oidc_login(request, connection, return_to, carried)
     sp, idp = _sides(request, connection)
     # RelayState is a random key of the saved request: the answer names what it answers.
     key = secrets.token_urlsafe(24)
@@ -162,10 +166,23 @@ async def login(request: web.Request) -> web.Response:
     await request.config_dict[LOGIN_STATE].save_request(
         key,
         connection.id,
-        {"request_id": request_id, "return_to": return_to},
+        {"request_id": request_id, "return_to": return_to, **carried},
         now + REQUEST_LIFETIME,
     )
     _to_idp(request, location, key, cross_site_post=True)
+
+
+async def _invitation(request: web.Request, tenant: Any) -> dict[str, str] | None:
+    """What a login started from an invitation link carries: the invitation's id, kept in
+    the login's saved state (never in memory: the answer may reach another replica).
+    {} for other logins; None for a link that is not open in this tenant."""
+    secret = request.query.get("invitation")
+    if secret is None:
+        return {}
+    found = await open_invitation(request, secret)
+    if found is None or found.tenant_slug != tenant.slug:
+        return None
+    return {"invitation": found.invitation.id}
 
 
 async def acs(request: web.Request) -> web.Response:
@@ -177,6 +194,7 @@ async def acs(request: web.Request) -> web.Response:
     now, state = request.config_dict[CLOCK](), request.config_dict[LOGIN_STATE]
     return_to: str | None = None
     request_id: str | None = None
+    invitation: str | None = None
     relay_state = relay_state if isinstance(relay_state, str) else ""
     # Only the browser that started a login can finish it (and use up its saved request).
     saved = (
@@ -186,6 +204,7 @@ async def acs(request: web.Request) -> web.Response:
     )
     if saved is not None:
         request_id, return_to = saved["request_id"], saved.get("return_to")
+        invitation = saved.get("invitation")
     elif not connection.idp_initiated:
         if not relay_state:
             return _page(
@@ -218,7 +237,7 @@ async def acs(request: web.Request) -> web.Response:
         await _refused(request, tenant, connection, refusal)
         return _page(403, "Login refused", "This answer of the identity provider was used before.")
     return await _login(
-        request, tenant, connection, identity.subject, identity.attributes, return_to
+        request, tenant, connection, identity.subject, identity.attributes, return_to, invitation
     )
 
 
@@ -264,6 +283,7 @@ async def _login(
     subject: str,
     attributes: Mapping[str, Any],
     return_to: str | None,
+    invitation: str | None = None,
 ) -> web.Response:
     """A checked answer of the IdP becomes a session, or a refusal page. Whatever the
     login wrote (a just-in-time user, a profile update) is followed once, at the end, by
@@ -272,7 +292,10 @@ async def _login(
         f"sso:{connection.name}", context=request_context(request), deferred=True
     )
     try:
-        user_id = await _user(request, provisioning, tenant, connection, subject, attributes)
+        if invitation is not None:
+            user_id = await _invited(request, tenant, connection, subject, attributes, invitation)
+        else:
+            user_id = await _user(request, provisioning, tenant, connection, subject, attributes)
     except LoginRefusedError as refusal:
         await _refused(request, tenant, connection, refusal)
         return _page(
@@ -281,6 +304,25 @@ async def _login(
     await provisioning.changed(tenant.id, [user_id])
     await provisioning.flush()
     return await _start_session(request, tenant, connection, user_id, return_to)
+
+
+async def _invited(
+    request: web.Request,
+    tenant: Any,
+    connection: Connection,
+    subject: str,
+    attributes: Mapping[str, Any],
+    invitation_id: str,
+) -> uuid.UUID:
+    """The invited user, for a login started from their invitation: the e-mail the IdP
+    vouches for must be the one invited. Raises `LoginRefusedError` otherwise."""
+    email = _vouched_email(connection, attributes, await _fields(request, tenant, connection))
+    try:
+        return await accept_through_sso(
+            request, tenant, invitation_id, connection, subject, email, attributes
+        )
+    except InvitationRefusedError as exc:
+        raise LoginRefusedError(exc.reason, subject=subject, user_id=exc.user_id) from None
 
 
 async def _user(
@@ -426,37 +468,14 @@ async def _start_session(
     user_id: uuid.UUID,
     return_to: str | None,
 ) -> web.Response:
-    settings = request.config_dict[SETTINGS]
-    # The tenant's own limits (`idgate tenant set`), else the gateway's.
-    idle = tenant.settings.get("session_idle_minutes") or settings.session_idle_minutes
-    hours = tenant.settings.get("session_lifetime_hours") or settings.session_lifetime_hours
-    secret, secret_hash = new_session_secret()
-    await request.config_dict[SESSIONS].create(
-        secret_hash,
-        tenant.id,
-        user_id,
-        connection.id,
-        request.config_dict[CLOCK](),
-        idle=timedelta(minutes=idle),
-        lifetime=timedelta(hours=hours),
-    )
     if return_to:
         response = web.Response(status=302, headers={"Location": return_to})
     else:
         response = _page(200, "Signed in", "You are signed in.")
-    response.set_cookie(
-        SESSION_COOKIE,
-        secret,
-        path="/",
-        secure=True,
-        httponly=True,
-        samesite="Lax",
-        max_age=int(hours * 3600),
-    )
+    await start_session(request, tenant, user_id, connection.id, response)
     response.del_cookie(
         LOGIN_COOKIE, path=f"/sso/{request.match_info['tenant']}/{connection.name}/"
     )
-    response.headers["Cache-Control"] = "no-store"
     return response
 
 
@@ -464,7 +483,7 @@ async def _start_session(
 
 
 async def _oidc_login(
-    request: web.Request, connection: Connection, return_to: str | None
+    request: web.Request, connection: Connection, return_to: str | None, carried: dict[str, str]
 ) -> web.Response:
     """The authorization code flow with PKCE: state, nonce and verifier are saved for ten
     minutes, usable once, and the browser goes to the provider."""
@@ -490,6 +509,7 @@ async def _oidc_login(
             "nonce": started.nonce,
             "code_verifier": started.code_verifier,
             "return_to": return_to,
+            **carried,
         },
         request.config_dict[CLOCK]() + REQUEST_LIFETIME,
     )
@@ -539,7 +559,13 @@ async def callback(request: web.Request) -> web.Response:
         await _refused(request, tenant, connection, LoginRefusedError(f"invalid answer: {exc}"))
         return _page(403, "Login refused", f"The identity provider's answer is not valid: {exc}")
     return await _login(
-        request, tenant, connection, claims.subject, claims.claims, saved.get("return_to")
+        request,
+        tenant,
+        connection,
+        claims.subject,
+        claims.claims,
+        saved.get("return_to"),
+        saved.get("invitation"),
     )
 
 

@@ -16,6 +16,7 @@ from sqlalchemy import (
     LargeBinary,
     and_,
     bindparam,
+    case,
     func,
     insert,
     literal_column,
@@ -75,10 +76,21 @@ _user_roles = (
     .where(role_grants.c.user_id == sessions.c.user_id, role_grants.c.project_id.is_(None))
     .scalar_subquery()
 )
+# A project of another organisation (the user works on it for a partner) is named
+# `<client slug>/<project>`.
+_client = tenants.alias("client")
+_project_name = case(
+    (role_grants.c.tenant_id == sessions.c.tenant_id, projects.c.name),
+    else_=func.concat(
+        select(_client.c.slug).where(_client.c.id == role_grants.c.tenant_id).scalar_subquery(),
+        "/",
+        projects.c.name,
+    ),
+)
 _user_project_roles = (
     select(
         func.coalesce(
-            func.jsonb_agg(func.jsonb_build_array(projects.c.name, role_grants.c.role).distinct()),
+            func.jsonb_agg(func.jsonb_build_array(_project_name, role_grants.c.role).distinct()),
             literal_column("'[]'::jsonb"),
         )
     )

@@ -15,6 +15,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Identity,
     Integer,
     LargeBinary,
@@ -403,4 +404,47 @@ csv_imports = Table(
     Column("created_by", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("result", JSONB, nullable=False),
+)
+
+# Passwords and TOTP secrets of local logins (migration 0018).
+local_credentials = Table(
+    "local_credentials",
+    metadata,
+    Column("user_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("tenant_id", Uuid, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("password_hash", Text, nullable=False),  # argon2id, in PHC string form
+    Column("totp_secret", Text, nullable=False),  # base32
+    Column("totp_confirmed", Boolean, nullable=False, server_default="false"),
+    Column("totp_last_step", BigInteger),  # the last accepted code's time step
+    Column("failures", Integer, nullable=False, server_default="0"),  # since the last success
+    Column("locked_at", DateTime(timezone=True)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+# Partner organisations enabled on a client's projects, and the partner users working there
+# (migration 0019).
+partner_projects = Table(
+    "partner_projects",
+    metadata,
+    Column("project_id", Uuid, ForeignKey("projects.id", ondelete="CASCADE"), primary_key=True),
+    Column("partner_id", Uuid, ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True),
+    Column("client_id", Uuid, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("enabled_by", Text, nullable=False),
+    Column("enabled_at", DateTime(timezone=True), nullable=False),
+)
+
+partner_members = Table(
+    "partner_members",
+    metadata,
+    Column("project_id", Uuid, primary_key=True),
+    Column("user_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("partner_id", Uuid, nullable=False),
+    Column("added_by", Text, nullable=False),
+    Column("added_at", DateTime(timezone=True), nullable=False),
+    ForeignKeyConstraint(
+        ["project_id", "partner_id"],
+        ["partner_projects.project_id", "partner_projects.partner_id"],
+        ondelete="CASCADE",
+    ),
 )

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from gateway.admin import catalogue, events, invitations, me, organisation, users
+from gateway.admin import catalogue, events, invitations, me, organisation, partners, users
 from gateway.admin.api import Api, Operation, problems
+from gateway.admin.local import api as local_api
 from gateway.admin.openapi import document
 from gateway.keys import SETTINGS
 
@@ -16,7 +17,9 @@ APIS: tuple[Api, ...] = (
     invitations.api,
     catalogue.api,
     organisation.api,
+    partners.api,
     events.api,
+    local_api,
 )
 
 
