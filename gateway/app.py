@@ -22,6 +22,7 @@ from gateway.errors import Handler
 from gateway.identity_tokens import TokenIssuer
 from gateway.keys import (
     ACCESS,
+    ACCOUNTS,
     ADMIN_STORE,
     API_KEYS,
     AUDIT,
@@ -56,6 +57,7 @@ from gateway.token_cache import TokenCache
 from gateway.webhooks import EVENTS_CHANNEL, WebhookWorker, delivering
 from sso.mapping import DEFAULT_ROLE
 from storage.access_store import AccessStore
+from storage.account_store import AccountStore
 from storage.admin_store import AdminStore
 from storage.api_key_store import ApiKeyStore
 from storage.audit_store import AuditLog
@@ -175,6 +177,7 @@ def create_app(settings: Settings, clock: Callable[[], datetime] = utc_now) -> w
         app[ADMIN_STORE] = AdminStore(engine)
         app[INVITATIONS] = InvitationStore(engine)
         app[PARTNERS] = PartnerStore(engine)
+        app[ACCOUNTS] = AccountStore(engine)
         app[LOCAL_LOGINS] = LocalLoginStore(engine)
         audit = AuditWriter(app[AUDIT], clock, settings.audit_flush_seconds)
         app[PROVISIONING] = Provisioning(app[STORE], clock, app[ACCESS], audit)

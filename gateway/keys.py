@@ -14,6 +14,7 @@ from gateway.provisioning import Provisioning
 from gateway.session_cache import SessionCache
 from gateway.settings import Settings
 from gateway.token_cache import TokenCache
+from storage.account_store import AccountStore
 from storage.admin_store import AdminStore
 from storage.api_key_store import ApiKeyStore
 from storage.audit_store import AuditLog
@@ -50,6 +51,7 @@ EVENTS = web.AppKey("events", EventStore)
 ADMIN_STORE = web.AppKey("admin_store", AdminStore)
 INVITATIONS = web.AppKey("invitations", InvitationStore)
 PARTNERS = web.AppKey("partners", PartnerStore)
+ACCOUNTS = web.AppKey("accounts", AccountStore)
 LOCAL_LOGINS = web.AppKey("local_logins", LocalLoginStore)
 REQUEST_LOG: web.AppKey[RequestLog] = web.AppKey("request_log")  # unset when logging is off
 

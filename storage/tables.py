@@ -73,6 +73,7 @@ users = Table(
     # Blocked by an administrator (migration 0014): out like a deactivated user.
     Column("blocked_at", DateTime(timezone=True)),
     Column("blocked_reason", Text),
+    Column("account_id", Uuid),  # the same person's users in other organisations (0020)
 )
 
 groups = Table(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import enum
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -41,6 +42,11 @@ class Level(enum.IntEnum):
 
 _SCOPE_LEVELS = {OWNER_SCOPE: Level.OWNER, ADMIN_SCOPE: Level.ADMIN, ADMIN_READ_SCOPE: Level.READ}
 _ROLE_LEVELS = {"owner": Level.OWNER, "admin": Level.ADMIN}
+
+
+def level_of_roles(roles: Iterable[str]) -> Level:
+    """A person's level from their organisation roles."""
+    return max((_ROLE_LEVELS.get(r, Level.NONE) for r in roles), default=Level.NONE)
 
 
 @dataclass(frozen=True)
@@ -67,7 +73,7 @@ class Caller:
         """Their level in their own organisation."""
         if self.key_id is not None:
             return max((_SCOPE_LEVELS.get(s, Level.NONE) for s in self.scopes), default=Level.NONE)
-        return max((_ROLE_LEVELS.get(r, Level.NONE) for r in self.roles), default=Level.NONE)
+        return level_of_roles(self.roles)
 
 
 @dataclass(frozen=True)
