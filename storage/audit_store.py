@@ -105,13 +105,24 @@ class AuditLog:
         limit: int,
         action: str | None = None,
         target: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        before_id: int | None = None,
     ) -> list[AuditEntry]:
-        """The newest entries first; `action` matches a prefix (`role.` for both)."""
+        """The newest entries first; `action` matches a prefix (`role.` for both). `since`
+        and `until` bound the time (at or after, before); `before_id` continues a listing
+        after its last entry: entries are ordered by id, so pages never overlap."""
         query = select(audit_log).where(audit_log.c.tenant_id == tenant_id)
         if action:
             query = query.where(audit_log.c.action.startswith(action, autoescape=True))
         if target:
             query = query.where(audit_log.c.target == target)
+        if since is not None:
+            query = query.where(audit_log.c.at >= since)
+        if until is not None:
+            query = query.where(audit_log.c.at < until)
+        if before_id is not None:
+            query = query.where(audit_log.c.id < before_id)
         async with self.single.connect() as conn:
             rows = await conn.execute(query.order_by(audit_log.c.id.desc()).limit(limit))
             return [AuditEntry(r.action, r.target, r.details, r.actor, r.at, r.id) for r in rows]

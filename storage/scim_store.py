@@ -108,6 +108,7 @@ class TokenRecord:
     created_at: datetime
     last_used_at: datetime | None
     revoked_at: datetime | None
+    connection_id: uuid.UUID | None = None  # the SSO connection whose IdP pushes through it
 
 
 @dataclass(frozen=True)
@@ -645,7 +646,15 @@ class ScimStore:
                 .order_by(scim_tokens.c.created_at)
             )
             return [
-                TokenRecord(r.id, tenant.slug, r.name, r.created_at, r.last_used_at, r.revoked_at)
+                TokenRecord(
+                    r.id,
+                    tenant.slug,
+                    r.name,
+                    r.created_at,
+                    r.last_used_at,
+                    r.revoked_at,
+                    r.connection_id,
+                )
                 for r in rows
             ]
 
@@ -661,6 +670,40 @@ class ScimStore:
                 .values(revoked_at=now)
             )
             return result.rowcount == 1
+
+    async def rotate_token(
+        self, tenant: Tenant, token_id: str, new_id: str, secret_hash: bytes, now: datetime
+    ) -> TokenRecord | None:
+        """Replace a live token by a new one of the same name and connection, in one
+        transaction: there is never a moment with both or neither, and two rotations of one
+        token cannot both succeed (the second finds it revoked). The new token, or None when
+        `token_id` is no live token of the tenant."""
+        async with self.engine.begin() as conn:
+            old = (
+                await conn.execute(
+                    update(scim_tokens)
+                    .where(
+                        scim_tokens.c.id == token_id,
+                        scim_tokens.c.tenant_id == tenant.id,
+                        scim_tokens.c.revoked_at.is_(None),
+                    )
+                    .values(revoked_at=now)
+                    .returning(scim_tokens.c.name, scim_tokens.c.connection_id)
+                )
+            ).one_or_none()
+            if old is None:
+                return None
+            await conn.execute(
+                insert(scim_tokens).values(
+                    id=new_id,
+                    tenant_id=tenant.id,
+                    name=old.name,
+                    secret_hash=secret_hash,
+                    created_at=now,
+                    connection_id=old.connection_id,
+                )
+            )
+        return TokenRecord(new_id, tenant.slug, old.name, now, None, None, old.connection_id)
 
     async def revoke_tokens_named(self, tenant: Tenant, name: str, now: datetime) -> int:
         async with self.engine.begin() as conn:

@@ -44,6 +44,7 @@ class Connection:
     jit: bool
     idp_initiated: bool
     created_at: datetime
+    updated_at: datetime | None = None
 
 
 class SsoStore:
@@ -73,7 +74,7 @@ class SsoStore:
         now: datetime,
     ) -> Connection:
         connection = Connection(
-            uuid.uuid4(), tenant_id, name, kind, settings, secrets, jit, idp_initiated, now
+            uuid.uuid4(), tenant_id, name, kind, settings, secrets, jit, idp_initiated, now, now
         )
         try:
             async with self.engine.begin() as conn:
@@ -423,6 +424,7 @@ def _connection(row: Any) -> Connection:
         row.jit,
         row.idp_initiated,
         row.created_at,
+        row.updated_at,
     )
 
 

@@ -9,6 +9,7 @@ from gateway.admin import catalogue, events, invitations, me, organisation, part
 from gateway.admin.api import Api, Operation, problems
 from gateway.admin.local import api as local_api
 from gateway.admin.openapi import document
+from gateway.admin.operations import api as operations_api
 from gateway.keys import SETTINGS
 
 APIS: tuple[Api, ...] = (
@@ -18,6 +19,7 @@ APIS: tuple[Api, ...] = (
     catalogue.api,
     organisation.api,
     partners.api,
+    operations_api,
     events.api,
     local_api,
 )

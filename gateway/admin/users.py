@@ -50,17 +50,19 @@ def _iso(value: Any) -> Any:
 
 
 IsoTime = Annotated[datetime, BeforeValidator(_iso)]
+# A page's cursor: the URL-safe base64 this API writes.
+Cursor = Annotated[str | None, Field(max_length=1024, pattern=r"^[A-Za-z0-9_=-]*$")]
 
 
 class UserQuery(BaseModel):
-    q: str = Field("", max_length=256, description="Part of the id, name or an e-mail.")
-    role: str | None = Field(None, max_length=128, description="Holds this organisation role.")
+    q: str = Field("", max_length=200, description="Part of the id, name or an e-mail.")
+    role: str | None = Field(None, max_length=64, description="Holds this organisation role.")
     group: uuid.UUID | None = Field(None, description="Member of this group (id).")
     status: Literal["active", "pending", "blocked", "deactivated"] | None = None
     last_login_from: IsoTime | None = Field(None, description="Last login at or after.")
     last_login_to: IsoTime | None = Field(None, description="Last login before.")
     never_logged_in: bool = False
-    cursor: str | None = Field(None, max_length=512, description="`next_cursor` of a page.")
+    cursor: Cursor = Field(None, description="`next_cursor` of a page.")
     limit: int = Field(50, ge=1, le=200)
 
     def filter(self) -> UserFilter:
@@ -585,7 +587,7 @@ REVIEW = "Access review"
 
 class ReviewQuery(BaseModel):
     inactive_days: int = Field(90, ge=1, le=3650, description="No login for this many days.")
-    cursor: str | None = Field(None, max_length=512)
+    cursor: Cursor = Field(None, description="`next_cursor` of a page.")
     limit: int = Field(50, ge=1, le=200)
 
 
