@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -37,10 +37,12 @@ async def start_session(
     user_id: uuid.UUID,
     connection_id: uuid.UUID | None,
     response: web.StreamResponse,
+    started_at: datetime | None = None,
 ) -> None:
     """Start a session of `user_id` and set its cookie on `response`: how every login ends,
     through SSO (`connection_id`) or a local password (None). Its limits are the tenant's
-    own (`idgate tenant set`), else the gateway's."""
+    own (`idgate tenant set`), else the gateway's. `started_at`: the login an organisation
+    switch carries on (a switch is no new login)."""
     settings = request.config_dict[SETTINGS]
     idle = tenant.settings.get("session_idle_minutes") or settings.session_idle_minutes
     hours = tenant.settings.get("session_lifetime_hours") or settings.session_lifetime_hours
@@ -53,6 +55,7 @@ async def start_session(
         request.config_dict[CLOCK](),
         idle=timedelta(minutes=idle),
         lifetime=timedelta(hours=hours),
+        started_at=started_at,
     )
     response.set_cookie(
         SESSION_COOKIE,

@@ -46,10 +46,11 @@ the IdP. A row names a user by e-mail, so the first row of an address is the one
 counts: the later ones are errors naming it.
 
 `owner` is granted only by an owner (`ImportContext.can_grant_owner`): a row that would
-give it otherwise is an error. A row that names `owner` for a user who already holds it
-grants nothing and is not refused. The name of a user provisioned by SCIM belongs to the
-IdP, which would write it back at its next push: a row that would change it is an error,
-unless the context allows overrides; roles and groups may be added to such users.
+give it otherwise is an error, and so is a row that would change a user who is an owner. A
+row that names `owner` for a user who already holds it grants nothing and is not refused.
+The name of a user provisioned by SCIM belongs to the IdP, which would write it back at its
+next push: a row that would change it is an error, unless the context allows overrides;
+roles and groups may be added to such users.
 
 A row's `line` is its row number as a spreadsheet shows the file: the header is row 1, a
 blank line is a row, and a quoted cell spanning several lines of text is still one row.
@@ -509,6 +510,12 @@ def _plan_row(
                 "there, or leave the cell blank"
             )
             errors.append(RowError(line, NAME, SCIM_MANAGED, message))
+
+    changes = new_name is not None or new_roles or new_groups
+    owned = existing is not None and any(r.lower() == OWNER for r in existing.roles)
+    if changes and owned and not context.can_grant_owner:
+        message = f"{row.email} is an owner: only an owner can change an owner"
+        errors.append(RowError(line, EMAIL, OWNER_NOT_ALLOWED, message))
 
     if errors:
         return errors

@@ -326,8 +326,14 @@ def _login_form(
     return page(status, f"Sign in to {tenant.name}", error(problem) + form(token, inner, "Sign in"))
 
 
+async def _tenant(request: web.Request) -> Any:
+    """The tenant the path names, or None (a name with a NUL names none)."""
+    slug = request.match_info["tenant"]
+    return None if "\x00" in slug else await request.config_dict[STORE].get_tenant(slug)
+
+
 async def login_page(request: web.Request) -> web.Response:
-    tenant = await request.config_dict[STORE].get_tenant(request.match_info["tenant"])
+    tenant = await _tenant(request)
     if tenant is None:
         return _unknown_tenant()
     token = form_token(request)
@@ -340,7 +346,7 @@ async def login_post(request: web.Request) -> web.Response:
     posted = await request.post()
     if not form_token_ok(request, posted):
         return expired_form()
-    tenant = await request.config_dict[STORE].get_tenant(request.match_info["tenant"])
+    tenant = await _tenant(request)
     if tenant is None:
         return _unknown_tenant()
     email = _text(posted, "email").strip()

@@ -59,6 +59,17 @@ class AccountStore:
             ).one_or_none()  # fmt: skip
             if found is None or found.user_id is None:
                 raise NotFoundError("no open invitation with this link")
+            invited = (
+                await conn.execute(
+                    select(users.c.id).where(
+                        users.c.id == found.user_id,
+                        users.c.active.is_(True),
+                        users.c.blocked_at.is_(None),
+                    )
+                )
+            ).first()
+            if invited is None:
+                raise ConflictError("the invited user is deactivated or blocked")
             me = (
                 await conn.execute(
                     select(
@@ -68,7 +79,9 @@ class AccountStore:
                         func.idgate_ci_values(users.c.data["emails"]).label("emails"),
                     ).where(users.c.id == user_id)
                 )
-            ).one()
+            ).one_or_none()
+            if me is None:
+                raise NotFoundError("no such user")
             if found.tenant_id == me.tenant_id:
                 raise ConflictError("this invitation is to your own organisation")
             if found.email.lower() not in {me.name, *me.emails}:

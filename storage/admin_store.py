@@ -351,7 +351,8 @@ class AdminStore:
             grants = await conn.execute(
                 select(role_grants.c.role, role_grants.c.source, projects.c.id, projects.c.name)
                 .select_from(role_grants.outerjoin(projects))
-                .where(role_grants.c.user_id == user_id)
+                # This organisation's: a partner's member holds roles in clients' projects.
+                .where(role_grants.c.user_id == user_id, role_grants.c.tenant_id == tenant_id)
                 .order_by(projects.c.name.nulls_first(), role_grants.c.role, role_grants.c.source)
             )
             memberships = await conn.execute(

@@ -64,8 +64,8 @@ class Invitation:
     revoked_at: datetime | None
 
     def state(self, now: datetime) -> str:
-        if self.revoked_at is not None:
-            return "revoked"
+        if self.revoked_at is not None or (self.user_id is None and self.accepted_at is None):
+            return "revoked"  # by an admin, or its pending user was deleted
         if self.accepted_at is not None:
             return "accepted"
         return "expired" if now >= self.expires_at else "pending"
@@ -81,7 +81,6 @@ def invited_user(email: str, name: str | None) -> dict[str, Any]:
     }
     if name:
         resource["displayName"] = name
-        resource["name"] = {"formatted": name}
     return resource
 
 
@@ -283,6 +282,7 @@ class InvitationStore:
                     .where(
                         invitations.c.tenant_id == tenant_id,
                         invitations.c.id == invitation_id,
+                        invitations.c.user_id.is_not(None),
                         invitations.c.accepted_at.is_(None),
                         invitations.c.revoked_at.is_(None),
                     )
@@ -302,40 +302,49 @@ class InvitationStore:
             return Invitation(**row._mapping) if row else None
 
     async def revoke(
-        self, tenant_id: uuid.UUID, invitation_id: str, now: datetime, actor: str
-    ) -> uuid.UUID | None:
-        """Revoke an invitation not yet accepted; answers its pending user (whom the caller
-        then deletes), or None if there was no such open invitation."""
-        async with self.engine.begin() as conn:
-            user_id: uuid.UUID | None = (
-                await conn.execute(
-                    update(invitations)
-                    .where(
-                        invitations.c.tenant_id == tenant_id,
-                        invitations.c.id == invitation_id,
-                        invitations.c.accepted_at.is_(None),
-                        invitations.c.revoked_at.is_(None),
-                    )
-                    .values(revoked_at=now)
-                    .returning(invitations.c.user_id)
+        self,
+        conn: AsyncConnection,
+        tenant_id: uuid.UUID,
+        invitation_id: str,
+        now: datetime,
+        actor: str,
+    ) -> tuple[bool, uuid.UUID | None]:
+        """In the caller's transaction `conn` (which then deletes the pending user): revoke an
+        invitation not yet accepted. Answers whether there was one, and its pending user."""
+        found = (
+            await conn.execute(
+                update(invitations)
+                .where(
+                    invitations.c.tenant_id == tenant_id,
+                    invitations.c.id == invitation_id,
+                    invitations.c.accepted_at.is_(None),
+                    invitations.c.revoked_at.is_(None),
                 )
-            ).scalar_one_or_none()
-            if user_id is not None:
-                entry = AuditEntry("invitation.revoked", f"user:{user_id}",
-                                   {"invitation": invitation_id})  # fmt: skip
-                await audit_store.write(conn, tenant_id, now, actor, [entry])
-            return user_id
+                .values(revoked_at=now)
+                .returning(invitations.c.user_id)
+            )
+        ).one_or_none()
+        if found is None:
+            return False, None
+        entry = AuditEntry("invitation.revoked", f"user:{found.user_id}",
+                           {"invitation": invitation_id})  # fmt: skip
+        await audit_store.write(conn, tenant_id, now, actor, [entry])
+        return True, found.user_id
 
     # --- CSV imports ---------------------------------------------------------------------
 
-    async def imported(self, tenant_id: uuid.UUID, digest: str) -> dict[str, Any] | None:
-        """The outcome of the confirmed import of these rows, if there was one."""
+    async def imported(self, tenant_id: uuid.UUID, file_digest: str) -> dict[str, Any] | None:
+        """The outcome of the latest confirmed import of this file, if there was one."""
         async with self.single.connect() as conn:
             result: dict[str, Any] | None = (
                 await conn.execute(
-                    select(csv_imports.c.result).where(
-                        csv_imports.c.tenant_id == tenant_id, csv_imports.c.digest == digest
+                    select(csv_imports.c.result)
+                    .where(
+                        csv_imports.c.tenant_id == tenant_id,
+                        csv_imports.c.result["file"].astext == file_digest,
                     )
+                    .order_by(csv_imports.c.created_at.desc())
+                    .limit(1)
                 )
             ).scalar_one_or_none()
             return result

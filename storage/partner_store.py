@@ -170,19 +170,16 @@ class PartnerStore:
     ) -> bool:
         """Take a partner off a project, with its members and their roles there."""
         async with self.engine.begin() as conn:
+            if await _lock_link(conn, project_id, partner_id) != client_id:
+                return False
             # The members' roles first: the members go with the link.
             await _drop_roles(conn, client_id, project_id, partner_id, None)
-            gone = await conn.execute(
-                delete(partner_projects)
-                .where(
-                    partner_projects.c.client_id == client_id,
+            await conn.execute(
+                delete(partner_projects).where(
                     partner_projects.c.project_id == project_id,
                     partner_projects.c.partner_id == partner_id,
                 )
-                .returning(partner_projects.c.project_id)
             )
-            if gone.first() is None:  # no link, so no member had a role to drop
-                return False
             entry = AuditEntry("partner.disabled", f"project:{project_id}",
                                {"partner_id": str(partner_id)})  # fmt: skip
             await audit_store.write(conn, client_id, now, actor, [entry])
@@ -199,14 +196,7 @@ class PartnerStore:
         """The partner's users who work on the project become exactly these (the partner's
         own active users); those taken out lose their roles there."""
         async with self.engine.begin() as conn:
-            link = (
-                await conn.execute(
-                    select(partner_projects.c.client_id).where(
-                        partner_projects.c.project_id == project_id,
-                        partner_projects.c.partner_id == partner_id,
-                    )
-                )
-            ).scalar_one_or_none()
+            link = await _lock_link(conn, project_id, partner_id)
             if link is None:
                 raise NotFoundError("this organisation is not a partner on that project")
             own = set(
@@ -243,29 +233,30 @@ class PartnerStore:
                                {"users": [str(u) for u in user_ids]})  # fmt: skip
             await audit_store.write(conn, partner_id, now, actor, [entry])
 
-    async def is_member(self, project_id: uuid.UUID, partner_id: uuid.UUID,
-                        user_id: uuid.UUID) -> bool:  # fmt: skip
-        async with self.single.connect() as conn:
-            found = await conn.execute(
+    async def set_roles(
+        self,
+        client_id: uuid.UUID,
+        project_id: uuid.UUID,
+        partner_id: uuid.UUID,
+        user_id: uuid.UUID,
+        roles: Sequence[str],
+        now: datetime,
+        actor: str,
+    ) -> None:
+        """A partner member's roles in the client's project become exactly these. The link
+        is locked, so a member taken out meanwhile is not given a role (NotFoundError)."""
+        async with self.engine.begin() as conn:
+            if await _lock_link(conn, project_id, partner_id) != client_id:
+                raise NotFoundError("this partner is not on that project")
+            member = await conn.execute(
                 select(partner_members.c.user_id).where(
                     partner_members.c.project_id == project_id,
                     partner_members.c.partner_id == partner_id,
                     partner_members.c.user_id == user_id,
                 )
             )
-            return found.first() is not None
-
-    async def set_roles(
-        self,
-        client_id: uuid.UUID,
-        project_id: uuid.UUID,
-        user_id: uuid.UUID,
-        roles: Sequence[str],
-        now: datetime,
-        actor: str,
-    ) -> None:
-        """A partner member's roles in the client's project become exactly these."""
-        async with self.engine.begin() as conn:
+            if member.first() is None:
+                raise NotFoundError("not a member of this partner on that project")
             await conn.execute(
                 delete(role_grants).where(
                     role_grants.c.tenant_id == client_id,
@@ -282,6 +273,24 @@ class PartnerStore:
             entry = AuditEntry("partner.roles_set", f"user:{user_id}",
                                {"project_id": str(project_id), "roles": list(roles)})  # fmt: skip
             await audit_store.write(conn, client_id, now, actor, [entry])
+
+
+async def _lock_link(
+    conn: AsyncConnection, project_id: uuid.UUID, partner_id: uuid.UUID
+) -> uuid.UUID | None:
+    """Lock a partner's link to a project (its member and role changes go one at a time);
+    answers the client, or None if there is no such link."""
+    client: uuid.UUID | None = (
+        await conn.execute(
+            select(partner_projects.c.client_id)
+            .where(
+                partner_projects.c.project_id == project_id,
+                partner_projects.c.partner_id == partner_id,
+            )
+            .with_for_update()
+        )
+    ).scalar_one_or_none()
+    return client
 
 
 async def _drop_roles(

@@ -159,7 +159,11 @@ class SessionStore:
         *,
         idle: timedelta,
         lifetime: timedelta,
+        started_at: datetime | None = None,
     ) -> None:
+        """`started_at`: when the person logged in, for a session that carries on an earlier
+        one (a switch of organisation): its lifetime and its login time are that login's."""
+        started = started_at or now
         async with self.single.connect() as conn:
             await conn.execute(
                 insert(sessions).values(
@@ -167,10 +171,10 @@ class SessionStore:
                     tenant_id=tenant_id,
                     user_id=user_id,
                     connection_id=connection_id,
-                    created_at=now,
+                    created_at=started,
                     last_seen_at=now,
                     idle_seconds=int(idle.total_seconds()),
-                    expires_at=now + lifetime,
+                    expires_at=started + lifetime,
                 )
             )
 

@@ -3,12 +3,13 @@ logged in with, then switching organisations without logging in again."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from aiohttp.test_utils import TestClient
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from tests.admin_support import call, key_headers, person
+from tests.admin_support import call, key_headers, person, pushed_user, session_headers
 from tests.conftest import Scim, TenantAccess, table_snapshot
 
 Client = TestClient[Any, Any]
@@ -96,3 +97,28 @@ async def test_what_cannot_be_joined_or_switched_to(
     status, body = await call(client, "POST", "/me/switch", cross,
                               {"organisation": other_tenant.slug})  # fmt: skip
     assert status == 403 and body["code"] == "cross_site"
+
+
+async def test_a_switch_is_no_new_login(
+    client: Client,
+    engine: AsyncEngine,
+    tenant: TenantAccess,
+    other_tenant: TenantAccess,
+    scim: Scim,
+) -> None:
+    """A hard delete asks for a recent login; switching organisations does not make one."""
+    ann = await pushed_user(scim, "ann@corp.example")
+    home = await session_headers(engine, tenant, ann, age=timedelta(minutes=30))
+    b_owner = await key_headers(engine, other_tenant, "owner")
+    _, sent = await call(client, "POST", f"/orgs/{other_tenant.slug}/invitations", b_owner,
+                         {"email": "ann@corp.example", "roles": ["owner"]})  # fmt: skip
+    await call(client, "POST", "/invitations/accept", {**home, **SAME_SITE},
+               {"secret": sent["link"].rsplit("/", 1)[1]})  # fmt: skip
+    resp = await client.post("/api/v1/me/switch", json={"organisation": other_tenant.slug},
+                             headers={**home, **SAME_SITE})  # fmt: skip
+    there = {**_cookie(resp), **SAME_SITE}
+    _, victim = await call(client, "POST", f"/orgs/{other_tenant.slug}/invitations", b_owner,
+                           {"email": "victim@corp.example"})  # fmt: skip
+    path = f"/orgs/{other_tenant.slug}/users/{victim['invitation']['user_id']}"
+    status, body = await call(client, "DELETE", path, there, params={"mode": "hard"})
+    assert status == 401 and body["code"] == "reauthentication_required"

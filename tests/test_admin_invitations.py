@@ -259,3 +259,53 @@ async def test_only_an_owner_imports_owners(
         headers = {**await key_headers(engine, tenant, scope), "Content-Type": "text/csv"}
         resp = await client.post(base, data=data, headers=headers)
         assert (await resp.json())["counts"] == counts, scope
+
+
+async def test_an_owners_invitation_is_an_owners_to_resend_or_revoke(
+    client: Client, engine: AsyncEngine, tenant: TenantAccess
+) -> None:
+    owner = await key_headers(engine, tenant, "owner")
+    admin = await key_headers(engine, tenant, "admin")
+    path = f"/orgs/{tenant.slug}/invitations"
+    _, sent = await call(client, "POST", path, owner,
+                         {"email": "owner2@corp.example", "roles": ["owner"]})  # fmt: skip
+    invitation = sent["invitation"]["id"]
+    status, body = await call(client, "POST", f"{path}/{invitation}/resend", admin)
+    assert status == 403 and "owner" in body["detail"]
+    assert (await call(client, "DELETE", f"{path}/{invitation}", admin))[0] == 403
+    assert (await call(client, "POST", f"{path}/{invitation}/resend", owner))[0] == 200
+    assert (await call(client, "DELETE", f"{path}/{invitation}", owner))[0] == 204
+
+
+async def test_an_admins_import_cannot_change_an_owner(
+    client: Client, engine: AsyncEngine, store: Any, tenant: TenantAccess, scim: Scim
+) -> None:
+    await _catalogue(engine, store, tenant)
+    _, _owner = await person(engine, scim, tenant, "boss@corp.example", "owner")
+    admin = {**await key_headers(engine, tenant, "admin"), "Content-Type": "text/csv"}
+    owner = {**await key_headers(engine, tenant, "owner"), "Content-Type": "text/csv"}
+    data = "email,role,groups\nboss@corp.example,auditor,Support\n"
+    base = f"/api/v1/orgs/{tenant.slug}/imports"
+    preview = await (await client.post(base + "/preview", data=data, headers=admin)).json()
+    assert preview["counts"]["error"] == 1
+    assert preview["errors"][0]["code"] == "owner_not_allowed"
+    done = await (await client.post(base, data=data, headers=admin)).json()
+    assert done["counts"]["update"] == 0 and done["replayed"] is False
+    # The owner's confirm of the same file does it: it is not a replay of the admin's.
+    done = await (await client.post(base, data=data, headers=owner)).json()
+    assert done["counts"]["update"] == 1 and done["replayed"] is False
+
+
+async def test_a_file_that_could_not_be_done_is_done_once_it_can(
+    client: Client, engine: AsyncEngine, store: Any, tenant: TenantAccess
+) -> None:
+    admin = {**await key_headers(engine, tenant, "admin"), "Content-Type": "text/csv"}
+    data = "email,groups\nnew@corp.example,Later\n"
+    base = f"/api/v1/orgs/{tenant.slug}/imports"
+    first = await (await client.post(base, data=data, headers=admin)).json()
+    assert first["counts"]["error"] == 1 and first["invited"] == []
+    await store.create_product_group(tenant.tenant.id, "Later", utc_now())
+    second = await (await client.post(base, data=data, headers=admin)).json()
+    assert second["replayed"] is False and len(second["invited"]) == 1
+    third = await (await client.post(base, data=data, headers=admin)).json()
+    assert third["replayed"] is True and third["counts"] == second["counts"]

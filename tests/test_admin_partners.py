@@ -3,6 +3,7 @@ sets roles, the partner's owner chooses its members, and neither sees more of th
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiohttp.test_utils import TestClient
@@ -116,3 +117,29 @@ async def test_an_organisation_is_not_its_own_partner(
     status, _ = await call(client, "POST", f"/orgs/{tenant.slug}/projects/Nope/partners", admin,
                            {"partner": "x"})  # fmt: skip
     assert status == 404
+
+
+async def test_concurrent_member_choices_end_as_one_of_them(
+    client: Client,
+    engine: AsyncEngine,
+    tenant: TenantAccess,
+    other_tenant: TenantAccess,
+    other_scim: Scim,
+) -> None:
+    await AccessStore(engine).add_project(tenant.tenant.id, "Web", "", utc_now())
+    client_admin = await key_headers(engine, tenant, "admin")
+    owner = await key_headers(engine, other_tenant, "owner")
+    await call(client, "POST", f"/orgs/{tenant.slug}/projects/Web/partners", client_admin,
+               {"partner": other_tenant.slug})  # fmt: skip
+    a = await pushed_user(other_scim, "a@agency.example")
+    b = await pushed_user(other_scim, "b@agency.example")
+    path = f"/orgs/{other_tenant.slug}/partnerships/{tenant.slug}/Web/members"
+    for _ in range(5):
+        answers = await asyncio.gather(
+            call(client, "PUT", path, owner, {"user_ids": [str(a)]}),
+            call(client, "PUT", path, owner, {"user_ids": [str(b)]}),
+        )
+        assert [status for status, _ in answers] == [200, 200]
+        _, body = await call(client, "GET", f"/orgs/{other_tenant.slug}/partnerships", owner)
+        members = {m["user_name"] for m in body["data"][0]["members"]}
+        assert members in ({"a@agency.example"}, {"b@agency.example"}), members

@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from gateway.keys import ACCESS
 from tests.admin_support import (
     PROBLEM,
     audit_entries,
@@ -24,7 +25,7 @@ from tests.admin_support import (
     pushed_user,
     session_headers,
 )
-from tests.conftest import Scim, TenantAccess, table_snapshot
+from tests.conftest import Scim, TenantAccess, group, table_snapshot
 
 Client = TestClient[Any, Any]
 
@@ -369,3 +370,41 @@ async def test_a_reseller_admin_acts_in_a_dependent_organisation_visibly(
     client_admin_key = await key_headers(engine, other_tenant, "owner")
     status, _ = await call(client, "GET", f"/orgs/{tenant.slug}/users", client_admin_key)
     assert status == 404
+
+
+async def test_an_owner_who_is_out_is_still_an_owner_for_admins(
+    client: Client, engine: AsyncEngine, tenant: TenantAccess, scim: Scim
+) -> None:
+    access = client.server.app[ACCESS]
+    rules = {"rules": [{"name": "owners", "when": [{"group": "Owners"}],
+                        "grant": {"roles": ["owner"]}}]}  # fmt: skip
+    await access.set_rules(tenant.tenant.id, rules, "test")
+    boss = await pushed_user(scim, "boss@corp.example")
+    status, _, _ = await scim.post("/Groups", group("Owners", [str(boss)]))
+    assert status == 201
+    owner_key = await key_headers(engine, tenant, "owner")
+    admin = await key_headers(engine, tenant, "admin")
+    path = f"/orgs/{tenant.slug}/users/{boss}"
+    assert (await call(client, "GET", path, admin))[1]["roles"] == ["owner"]
+    status, body = await call(client, "POST", path + "/block", owner_key, {"reason": "audit"})
+    assert status == 200 and body["roles"] == []  # suspended while blocked
+    status, body = await call(client, "POST", path + "/unblock", admin, {"reason": "x"})
+    assert status == 403, body
+    assert (await call(client, "DELETE", path, admin))[0] == 403
+    status, body = await call(client, "POST", path + "/unblock", owner_key, {"reason": "ok"})
+    assert status == 200 and body["roles"] == ["owner"]
+
+
+async def test_a_nul_in_a_path_or_an_out_of_range_time_is_a_4xx(
+    client: Client, engine: AsyncEngine, tenant: TenantAccess
+) -> None:
+    admin = await key_headers(engine, tenant, "admin")
+    for path in ("/orgs/%00/users", f"/orgs/{tenant.slug}/roles/%00",
+                 f"/orgs/{tenant.slug}/invitations/%00/resend"):  # fmt: skip
+        method = "DELETE" if "roles" in path else ("POST" if "resend" in path else "GET")
+        status, body = await call(client, method, path, admin)
+        assert status == 404, (path, body)
+    status, body = await call(client, "GET", f"/orgs/{tenant.slug}/users", admin,
+                              params={"last_login_from": "9999-12-31T23:59:59-14:00"})  # fmt: skip
+    assert status == 400 and body["errors"][0]["field"] == "last_login_from"
+    assert (await client.get("/login/%00")).status == 404

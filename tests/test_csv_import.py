@@ -488,7 +488,7 @@ def test_users_are_found_by_e_mail_whatever_its_case() -> None:
         (False, ("admin",), "owner", "owner_not_allowed", ()),
         (False, ("admin",), "member;Owner", "owner_not_allowed", ()),
         (False, ("owner",), "owner", "skip", ()),  # nothing granted, nothing refused
-        (False, ("owner",), "owner;member", "update", ("member",)),
+        (True, ("owner",), "owner;member", "update", ("member",)),
         (True, (), "owner", "add", ("owner",)),
         (True, ("admin",), "OWNER", "update", ("owner",)),
     ],
@@ -511,6 +511,15 @@ def test_only_an_owner_grants_owner(
         assert result.errors == ()
         (action,) = result.actions
         assert (action.kind, action.roles) == (outcome, granted)
+
+
+def test_only_an_owner_changes_an_owner() -> None:
+    ctx = context(existing("jane@corp.example", "Jane", ("owner",)))
+    result = plan(HEADER + "jane@corp.example,,member,\n", ctx)
+    assert codes(result) == [(2, "email", "owner_not_allowed")]
+    assert result.actions == ()
+    unchanged = plan(HEADER + "jane@corp.example,,owner,\n", ctx)  # nothing would change
+    assert [a.kind for a in unchanged.actions] == ["skip"]
 
 
 @pytest.mark.parametrize(

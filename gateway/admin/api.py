@@ -131,6 +131,8 @@ def _dumps(value: Any) -> bytes:
 
 def _serve(operation: Operation) -> Handler:
     async def serve(request: web.Request) -> web.StreamResponse:
+        if any("\x00" in value for value in request.match_info.values()):
+            raise not_found("item")  # no name holds a NUL
         caller = await authenticate(request)
         position = None
         if "{org}" in operation.path:

@@ -14,11 +14,12 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from gateway.admin.api import Api, Call, Need
+from gateway.admin.callers import Level
 from gateway.admin.problems import conflict, invalid, not_found
 from gateway.admin.users import Strict
 from gateway.keys import ACCESS, ADMIN_STORE, CLOCK, INVITATIONS, STORE
 from sso.mapping import BUILTIN_ROLES
-from storage.admin_store import GroupRow
+from storage.admin_store import GroupRow, UserFilter
 from storage.invitation_store import Access
 
 api = Api()
@@ -97,11 +98,17 @@ async def delete_group(call: Call) -> None:
 
 
 async def _members(call: Call) -> list[uuid.UUID]:
+    """The users named, all of this organisation; owners only for an owner to move."""
     ids = list(dict.fromkeys(call.body.user_ids))
-    known = await call.request.config_dict[ADMIN_STORE].known_users(call.org.id, ids)
+    store = call.request.config_dict[ADMIN_STORE]
+    known = await store.known_users(call.org.id, ids)
     unknown = [str(i) for i in ids if i not in known]
     if unknown:
         raise invalid(f"no such user: {', '.join(unknown[:10])}", "user_ids")
+    if call.standing is not None and call.standing.level < Level.OWNER:
+        owners = await store.users_by_id(call.org.id, ids, UserFilter(role="owner"))
+        if owners:
+            call.require(Level.OWNER, "only an owner may change an owner's groups")
     return ids
 
 

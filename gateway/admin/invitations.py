@@ -9,22 +9,25 @@ the same transaction as the user.
 
 A CSV import (`gateway.csv_import` plans it) is previewed, then confirmed with the same file.
 Its new people are invited as above; people who exist get the roles and groups the file
-adds. A confirmed file is recorded by the digest of its rows: confirming it again answers
-the first outcome and changes nothing.
+adds. A confirm is recorded by the digest of the work it does: the same file confirmed twice
+at once is done once, and a file confirmed again once done answers the first outcome and
+changes nothing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from datetime import datetime, timedelta
 from typing import Any
 
+import orjson
 from pydantic import BaseModel, Field
 
 from gateway.admin.api import Api, Call, Need
 from gateway.admin.callers import Level
 from gateway.admin.problems import ApiError, invalid, not_found
-from gateway.admin.users import ProjectRole, Strict, patch_body, provisioning
+from gateway.admin.users import ProjectRole, Strict, is_owner, patch_body, provisioning
 from gateway.credentials import new_invitation
 from gateway.csv_import import (
     ExistingUser,
@@ -159,6 +162,7 @@ async def list_invitations(call: Call) -> InvitationList:
 )  # fmt: skip
 async def resend_invitation(call: Call) -> InvitationSent:
     config = call.request.config_dict
+    await _may_handle(call, call.param("invitation"))
     _, secret, secret_hash = new_invitation()
     now = config[CLOCK]()
     invitation = await config[INVITATIONS].resend(
@@ -169,18 +173,36 @@ async def resend_invitation(call: Call) -> InvitationSent:
     return InvitationSent(invitation=_out(invitation, now), link=_link(call, secret))
 
 
+async def _may_handle(call: Call, invitation_id: str) -> None:
+    """An invitation to become an owner is an owner's to send again or revoke."""
+    config = call.request.config_dict
+    invitation = await config[INVITATIONS].get(call.org.id, invitation_id)
+    if invitation is None or invitation.user_id is None:
+        return
+    user = await config[ADMIN_STORE].user(call.org.id, invitation.user_id)
+    if user is not None and await is_owner(call, user):
+        call.require(Level.OWNER, "only an owner may handle an owner's invitation")
+
+
 @api.route(
     "DELETE", "/orgs/{org}/invitations/{invitation}", "Revoke an invitation", Need.ADMIN, TAG,
     status=204, description="The link stops working and the pending user is deleted.",
 )  # fmt: skip
 async def revoke_invitation(call: Call) -> None:
     config = call.request.config_dict
-    user_id = await config[INVITATIONS].revoke(
-        call.org.id, call.param("invitation"), config[CLOCK](), call.actor
-    )
-    if user_id is None:
-        raise not_found("open invitation")
-    await provisioning(call).delete(call.org.id, USER, str(user_id), None, hard=True)
+    await _may_handle(call, call.param("invitation"))
+    async with config[ENGINE].begin() as conn:
+        found, user_id = await config[INVITATIONS].revoke(
+            conn, call.org.id, call.param("invitation"), config[CLOCK](), call.actor
+        )
+        if not found:
+            raise not_found("open invitation")
+        writer = config[PROVISIONING].acting(
+            call.actor, context=call.context, store=config[STORE].within(conn), deferred=True
+        )
+        if user_id is not None:
+            await writer.delete(call.org.id, USER, str(user_id), None, hard=True)
+    await writer.flush()
 
 
 # --- CSV import --------------------------------------------------------------------------------
@@ -261,6 +283,15 @@ async def preview_import(call: Call) -> ImportPreview:
     )  # fmt: skip
 
 
+def _work_digest(plan: Plan) -> str:
+    """What a confirm would do, as a digest: the same file planned against the same state by
+    an equally entitled admin. Two confirms of it at once do it once; a file whose rows
+    could not all be done (an unknown group since created, an owner row an admin could not
+    import) is done again when they can."""
+    work = [(a.kind, a.email, a.name, a.roles, a.groups) for a in plan.actions if a.kind != "skip"]
+    return hashlib.sha256(orjson.dumps([plan.digest, work])).hexdigest()
+
+
 @api.route(
     "POST", "/orgs/{org}/imports", "Confirm a CSV import", Need.ADMIN, IMPORTS,
     raw_body="text/csv", response=ImportResult,
@@ -286,13 +317,18 @@ async def confirm_import(call: Call) -> ImportResult:
         elif action.kind == "update" and action.user_id is not None:
             given.append((action.user_id, access))
     renamed = [a for a in plan.actions if a.kind == "update" and a.name and a.user_id]
-    engine = config[ENGINE]
-    async with engine.begin() as conn:
+    if not people and not given:
+        # Nothing to do: say whether that is because this file was imported already.
+        before = await config[INVITATIONS].imported(call.org.id, plan.digest)
+        if before is not None:
+            return ImportResult(counts=before["counts"], invited=[], replayed=True)
+        return ImportResult(counts=counts, invited=[], replayed=False)
+    async with config[ENGINE].begin() as conn:
         ids, first = await config[INVITATIONS].run_import(
-            conn, call.org.id, plan.digest, people, given, {"counts": counts}, now,
-            _expiry(call, now), call.actor,
+            conn, call.org.id, _work_digest(plan), people, given,
+            {"counts": counts, "file": plan.digest}, now, _expiry(call, now), call.actor,
         )  # fmt: skip
-        if first is not None:  # the same rows were imported before
+        if first is not None:  # the same work was done by an import that ran meanwhile
             return ImportResult(counts=first["counts"], invited=[], replayed=True)
         writer = config[PROVISIONING].acting(
             call.actor, context=call.context, store=config[STORE].within(conn), deferred=True

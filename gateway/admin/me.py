@@ -127,7 +127,9 @@ async def switch(call: Call) -> web.StreamResponse:
     assert tenant is not None
     answer = Joined(organisation=target.slug, user_id=target.user_id)
     response = web.Response(body=answer.model_dump_json(), content_type="application/json")
-    await start_session(call.request, tenant, target.user_id, None, response)
+    await start_session(
+        call.request, tenant, target.user_id, None, response, call.caller.session_started
+    )
     now = config[CLOCK]()
     await config[SESSION_CACHE].revoke(hash_token(call.request.cookies[SESSION_COOKIE]), now)
     entry = AuditEntry("session.switched", f"user:{target.user_id}",

@@ -140,8 +140,6 @@ async def set_member_roles(call: Call) -> PartnershipList:
         user_id = uuid.UUID(call.param("user"))
     except ValueError:
         raise not_found("member") from None
-    if not await config[PARTNERS].is_member(project_id, partner_id, user_id):
-        raise not_found("member of this partner on this project")
     catalogue = await config[ADMIN_STORE].catalogue(call.org.id)
     known = {r.lower(): r for r in (*BUILTIN_ROLES, *catalogue.roles)}
     unknown = sorted({r for r in call.body.roles if r.lower() not in known})
@@ -151,7 +149,7 @@ async def set_member_roles(call: Call) -> PartnershipList:
         raise ApiError(403, "forbidden", "a partner's member cannot own a client's project")
     roles = sorted({known[r.lower()] for r in call.body.roles})
     await config[PARTNERS].set_roles(
-        call.org.id, project_id, user_id, roles, config[CLOCK](), call.actor
+        call.org.id, project_id, partner_id, user_id, roles, config[CLOCK](), call.actor
     )
     found = await config[PARTNERS].of_project(call.org.id, project_id)
     return PartnershipList(data=[_out(p) for p in found])

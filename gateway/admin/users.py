@@ -14,16 +14,18 @@ import csv
 import io
 import uuid
 from collections.abc import AsyncIterator, Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
+from gateway.access import pushed_roles
 from gateway.admin.api import Api, Call, Need
 from gateway.admin.callers import Level
 from gateway.admin.problems import ApiError, conflict, invalid, not_found
-from gateway.keys import ACCESS, ADMIN_STORE, CLOCK, PROVISIONING, SESSIONS
+from gateway.keys import ACCESS, ADMIN_STORE, CLOCK, ENGINE, PROVISIONING, SESSIONS, STORE
+from scim.errors import ScimError
 from scim.patch import PATCH_OP
 from scim.schema import USER
 from sso.mapping import BUILTIN_ROLES
@@ -43,8 +45,11 @@ def _iso(value: Any) -> Any:
     """Query times are ISO 8601 (what the document says), not numbers read as epochs."""
     if isinstance(value, str):
         try:
-            return datetime.fromisoformat(value)
-        except ValueError:
+            parsed = datetime.fromisoformat(value)
+            if parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=UTC)
+            return parsed.astimezone(UTC)  # out of range here, not in the database
+        except (ValueError, OverflowError):
             raise ValueError("an ISO 8601 date-time is required") from None
     return value
 
@@ -192,10 +197,22 @@ async def load_user(call: Call) -> UserDetail:
     return user
 
 
+async def is_owner(call: Call, user: UserDetail) -> bool:
+    """Whether the user is an owner, or would be one again once back: a blocked or
+    deactivated user's grants from the rules and the IdP are suspended, not gone."""
+    if "owner" in user.row.roles:
+        return True
+    if user.row.status not in ("blocked", "deactivated"):
+        return False
+    explained = await call.request.config_dict[ACCESS].explain_user(call.org.id, user.row.id)
+    from_rules = explained is not None and "owner" in explained[0].roles()
+    return from_rules or "owner" in pushed_roles(user.data)
+
+
 async def target(call: Call) -> UserDetail:
     """The user a write is about; an owner only an owner may change."""
     user = await load_user(call)
-    if "owner" in user.row.roles:
+    if await is_owner(call, user):
         call.require(Level.OWNER, "only an owner may change an owner")
     return user
 
@@ -262,7 +279,7 @@ def _csv_row(row: UserRow) -> list[str]:
     values = [row.id, row.user_name, row.name, row.email, row.status, ";".join(row.roles),
               row.last_login_at, row.created_at]  # fmt: skip
     # A cell a spreadsheet would run as a formula is quoted as text (CSV injection).
-    return ["'" + t if t[:1] in ("=", "+", "-", "@") else t for t in map(text, values)]
+    return ["'" + t if t[:1] in ("=", "+", "-", "@", "\t", "\r") else t for t in map(text, values)]
 
 
 def _csv_lines(rows: list[list[str]]) -> bytes:
@@ -439,8 +456,8 @@ async def delete_user(call: Call) -> None:
 def _check_recent_login(call: Call) -> None:
     caller = call.caller
     if caller.key_id is not None:
-        if "owner" not in caller.scopes:
-            raise ApiError(403, "forbidden", "a hard delete by API key needs the owner scope")
+        if call.standing is None or call.standing.level < Level.OWNER:
+            raise ApiError(403, "forbidden", "a hard delete by API key needs an owner key")
         return
     started = caller.session_started
     if started is None or call.request.config_dict[CLOCK]() - started > REAUTH:
@@ -641,14 +658,24 @@ async def deactivate_inactive(call: Call) -> Deactivated:
         call.org.id, wanted, UserFilter(inactive_since=since))}  # fmt: skip
     may_touch_owners = call.standing is not None and call.standing.level >= Level.OWNER
     done: list[uuid.UUID] = []
-    writer = provisioning(call)
-    for user_id in wanted:
-        row = still.get(user_id)
-        if row is None or user_id == call.caller.user_id:
-            continue
-        if "owner" in row.roles and not may_touch_owners:
-            continue
-        operations = [{"op": "replace", "path": "active", "value": False}]
-        await writer.patch(call.org.id, USER, str(user_id), patch_body(operations), None)
-        done.append(user_id)
+    config = call.request.config_dict
+    # One transaction: each user's change is a savepoint of it, so one that fails (deleted
+    # meanwhile) is skipped without undoing the others.
+    async with config[ENGINE].begin() as conn:
+        writer = config[PROVISIONING].acting(
+            call.actor, context=call.context, store=config[STORE].within(conn), deferred=True
+        )
+        for user_id in wanted:
+            row = still.get(user_id)
+            if row is None or user_id == call.caller.user_id:
+                continue
+            if "owner" in row.roles and not may_touch_owners:
+                continue
+            operations = [{"op": "replace", "path": "active", "value": False}]
+            try:
+                await writer.patch(call.org.id, USER, str(user_id), patch_body(operations), None)
+            except ScimError:
+                continue
+            done.append(user_id)
+    await writer.flush()
     return Deactivated(deactivated=done, skipped=[u for u in wanted if u not in done])
