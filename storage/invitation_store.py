@@ -246,7 +246,7 @@ class InvitationStore:
         """The newest invitations first."""
         async with self.single.connect() as conn:
             rows = await conn.execute(
-                select(*_COLUMNS)
+                select(*COLUMNS)
                 .where(invitations.c.tenant_id == tenant_id)
                 .order_by(invitations.c.created_at.desc(), invitations.c.id)
                 .limit(limit)
@@ -257,7 +257,7 @@ class InvitationStore:
         async with self.single.connect() as conn:
             row = (
                 await conn.execute(
-                    select(*_COLUMNS).where(
+                    select(*COLUMNS).where(
                         invitations.c.tenant_id == tenant_id, invitations.c.id == invitation_id
                     )
                 )
@@ -292,7 +292,7 @@ class InvitationStore:
                         sends=invitations.c.sends + 1,
                         expires_at=expires_at,
                     )
-                    .returning(*_COLUMNS)
+                    .returning(*COLUMNS)
                 )
             ).one_or_none()
             if row is not None:
@@ -388,7 +388,7 @@ class InvitationStore:
         return ids, None
 
 
-_COLUMNS = (
+COLUMNS = (  # an Invitation's, in its order
     invitations.c.id,
     invitations.c.user_id,
     invitations.c.email,

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from storage import audit_store
 from storage.audit_store import AuditEntry
 from storage.database import autocommit
+from storage.invitation_store import COLUMNS as INVITATION_COLUMNS
 from storage.invitation_store import Invitation
 from storage.tables import invitations, local_credentials, sso_identities, tenants, users
 
@@ -73,18 +74,6 @@ class _UndoError(Exception):
         self.outcome = outcome
 
 
-_INVITATION_COLUMNS = (
-    invitations.c.id,
-    invitations.c.user_id,
-    invitations.c.email,
-    invitations.c.created_by,
-    invitations.c.created_at,
-    invitations.c.sent_at,
-    invitations.c.sends,
-    invitations.c.expires_at,
-    invitations.c.accepted_at,
-    invitations.c.revoked_at,
-)
 _ACTIVE = users.c.active.is_(True) & users.c.blocked_at.is_(None)
 
 
@@ -98,7 +87,7 @@ class LocalLoginStore:
     async def invitation(self, secret_hash: bytes) -> FoundInvitation | None:
         """The invitation a link names (in any state), or None."""
         query = (
-            select(*_INVITATION_COLUMNS, tenants.c.slug)
+            select(*INVITATION_COLUMNS, tenants.c.slug)
             .select_from(invitations.join(tenants, tenants.c.id == invitations.c.tenant_id))
             .where(invitations.c.secret_hash == secret_hash)
         )
@@ -106,7 +95,7 @@ class LocalLoginStore:
             row = (await conn.execute(query)).one_or_none()
         if row is None:
             return None
-        fields = {c.name: row._mapping[c] for c in _INVITATION_COLUMNS}
+        fields = {c.name: row._mapping[c] for c in INVITATION_COLUMNS}
         return FoundInvitation(Invitation(**fields), row.slug)
 
     async def accept_with_identity(

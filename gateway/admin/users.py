@@ -225,13 +225,17 @@ async def target(call: Call) -> UserDetail:
 )  # fmt: skip
 async def list_users(call: Call) -> UserPage:
     query: UserQuery = call.query
+    return await _page(call, query.filter(), query.cursor, query.limit)
+
+
+async def _page(call: Call, found: UserFilter, cursor: str | None, limit: int) -> UserPage:
     try:
-        rows, cursor = await call.request.config_dict[ADMIN_STORE].users(
-            call.org.id, query.filter(), query.cursor, query.limit
+        rows, after = await call.request.config_dict[ADMIN_STORE].users(
+            call.org.id, found, cursor, limit
         )
     except ValueError:
         raise invalid("not a cursor this API gave", "cursor") from None
-    return UserPage(data=[_summary(r) for r in rows], next_cursor=cursor)
+    return UserPage(data=[_summary(r) for r in rows], next_cursor=after)
 
 
 _EXPORT_COLUMNS = ("id", "user_name", "name", "email", "status", "roles", "last_login_at",
@@ -621,13 +625,7 @@ def _inactive_since(call: Call, days: int) -> datetime:
 async def access_review(call: Call) -> UserPage:
     query: ReviewQuery = call.query
     since = _inactive_since(call, query.inactive_days)
-    try:
-        rows, cursor = await call.request.config_dict[ADMIN_STORE].users(
-            call.org.id, UserFilter(inactive_since=since), query.cursor, query.limit
-        )
-    except ValueError:
-        raise invalid("not a cursor this API gave", "cursor") from None
-    return UserPage(data=[_summary(r) for r in rows], next_cursor=cursor)
+    return await _page(call, UserFilter(inactive_since=since), query.cursor, query.limit)
 
 
 class ReviewDeactivation(Strict):
