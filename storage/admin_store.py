@@ -47,7 +47,7 @@ from storage.tables import (
     user_activity,
     users,
 )
-from storage.user_search import after_cursor, cursor_of, matching, ordering
+from storage.user_search import after_cursor, cursor_of, matching, ordering, search_users
 
 STATUSES = ("active", "pending", "blocked", "deactivated")
 
@@ -316,12 +316,27 @@ class AdminStore:
     ) -> tuple[list[UserRow], str | None]:
         """A page of users in search order, and the cursor of the next page (None: last).
         A bad cursor raises ValueError."""
-        query = _filtered(tenant_id, f)
-        if after:
-            query = query.where(after_cursor(after))
-        query = query.order_by(*ordering()).limit(limit + 1)
-        async with self.single.connect() as conn:
-            rows = list(await conn.execute(query))
+        if f.q and f == UserFilter(q=f.q):
+            # A search alone goes the planned way (`storage.user_search`), then reads the
+            # page's rows.
+            async with self.single.connect() as conn:
+                hits = await search_users(conn, tenant_id, f.q, after, limit + 1)
+                found = {
+                    r.id: r
+                    for r in await conn.execute(
+                        select(*_columns())
+                        .select_from(_from())
+                        .where(users.c.id.in_([h.id for h in hits]))
+                    )
+                }
+            rows = [found[h.id] for h in hits if h.id in found]
+        else:
+            query = _filtered(tenant_id, f)
+            if after:
+                query = query.where(after_cursor(after))
+            query = query.order_by(*ordering()).limit(limit + 1)
+            async with self.single.connect() as conn:
+                rows = list(await conn.execute(query))
         page = [_row(r) for r in rows[:limit]]
         more = len(rows) > limit
         return page, cursor_of(page[-1].user_name, page[-1].id) if more and page else None

@@ -9,6 +9,9 @@ without knowing of them. Adding them rewrites `users` once, under an exclusive l
 - `users_search_order_idx` (tenant_id, search_sort, id) INCLUDE (search_text): the ordered
   listing and keyset pages, and "walk the order, keep what contains q", both read from the
   index alone (no heap visits once the visibility map is set).
+- `users_search_sample_idx`: the same, for one user in 512 (by a hash of the id): where in
+  the order, and how densely, a search text matches, read in a few milliseconds to plan a
+  search.
 - `users_search_keys_idx`, GIN over `idgate_user_search_keys(...)`, a tsvector whose lexemes
   are, per user:
     `<tenant tag>t<hex of 3 bytes>` for every 3-byte window of search_text (fields padded
@@ -39,33 +42,46 @@ depends_on = None
 TEXT_CHARS = 500
 SORT_CHARS = 128
 PREFIX_BYTES = 8  # the longest search_sort prefix with a lexeme of its own
+# One user in 512, by a hash of the id: a fixed sample of every tenant, ordered as the
+# tenant is (storage/user_search.py reads it to plan a search).
+SAMPLED = "left(md5(id::text), 3) < '008'"
+QUERY_LEXEMES = 3  # lexemes a search asks GIN for, at most (the rarest)
+COMMON_SHARE = 0.2  # a lexeme in more rows than this is asked for only if it is the rarest
 
 _TEXT = f"""
 CREATE FUNCTION idgate_user_search_text(user_name text, display_name text, data jsonb)
-RETURNS text LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-  SELECT left(string_agg(f, E'\\n' ORDER BY n), {TEXT_CHARS})
-  FROM (
-    SELECT f, n, array_agg(f) OVER (ORDER BY n ROWS BETWEEN UNBOUNDED PRECEDING
-                                     AND 1 PRECEDING) AS earlier
-    FROM unnest(ARRAY[user_name, display_name, data #>> '{{name,formatted}}',
-                      data #>> '{{name,givenName}}', data #>> '{{name,familyName}}']
-                || ARRAY(SELECT e ->> 'value'
-                         FROM jsonb_array_elements(CASE jsonb_typeof(data -> 'emails')
-                                                   WHEN 'array' THEN data -> 'emails'
-                                                   ELSE '[]' END) AS e))
-         WITH ORDINALITY AS u(raw, n),
-         lower(replace(raw, E'\\n', ' ')) AS f
-    WHERE f <> ''
-  ) AS fields
-  -- A field inside an earlier one (a givenName inside the displayName, an e-mail equal to
-  -- the userName) adds nothing a substring could match.
-  WHERE NOT EXISTS (SELECT FROM unnest(earlier) AS e WHERE strpos(e, f) > 0)
+RETURNS text LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE AS $$
+DECLARE
+  hay text := '';
+  field text;
+BEGIN
+  FOREACH field IN ARRAY
+    ARRAY[user_name, display_name, data #>> '{{name,formatted}}', data #>> '{{name,givenName}}',
+          data #>> '{{name,familyName}}']
+    || ARRAY(SELECT e ->> 'value'
+             FROM jsonb_array_elements(CASE jsonb_typeof(data -> 'emails')
+                                       WHEN 'array' THEN data -> 'emails' ELSE '[]' END) AS e)
+  LOOP
+    field := lower(replace(field, E'\\n', ' '));
+    -- A field inside an earlier one (a givenName inside the displayName, an e-mail equal to
+    -- the userName) adds nothing a substring could match.
+    IF field <> '' AND strpos(hay, field) = 0 THEN
+      hay := CASE WHEN hay = '' THEN field ELSE hay || E'\\n' || field END;
+    END IF;
+  END LOOP;
+  RETURN nullif(left(hay, {TEXT_CHARS}), '');
+END
 $$
 """
 
 _KEYS = f"""
 CREATE FUNCTION idgate_user_search_keys(tenant_id uuid, search_sort text, search_text text)
-RETURNS tsvector LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+RETURNS tsvector LANGUAGE sql IMMUTABLE
+-- About 100 microseconds a call: a plan that computes it for each row it reads (instead of
+-- reading users_search_keys_idx) must look as dear as it is. PARALLEL RESTRICTED: a search
+-- reads a few hundred rows, and parallel workers take longer to start than that (a plan
+-- made for the statement, not for its tsquery, would otherwise start them).
+PARALLEL RESTRICTED COST 5000 AS $$
   SELECT array_to_tsvector(
     ARRAY(SELECT tag || 't' || encode(substr(b, i, 3), 'hex')
           FROM generate_series(1, length(b) - 2) AS i
@@ -75,31 +91,47 @@ RETURNS tsvector LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
   FROM (SELECT left(md5(tenant_id::text), 8) AS tag,
                convert_to(replace(coalesce(search_text, ''), E'\\n', E'\\n\\n') || E'\\n\\n',
                           'UTF8') AS b,
-               encode(convert_to(search_sort, 'UTF8'), 'hex') AS s) AS x
+               encode(convert_to(search_sort, 'UTF8'), 'hex') AS s
+        -- Computed once per call: flattened, each window would convert the whole text.
+        OFFSET 0) AS x
 $$
 """
 
-# The tsquery of a search: every 3-byte window of lower(q); a shorter q is the prefix of a
-# window. NULL when q cannot match (empty, or a line end, which separates fields).
-_QUERY = """
-CREATE FUNCTION idgate_user_search_query(tenant_id uuid, q text)
-RETURNS tsquery LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+# The lexemes of a search: every 3-byte window of lower(q), or, for a shorter q, the prefix
+# of a window (`...:*`). NULL when q cannot match (empty, or a line end: it separates fields).
+_LEXEMES = """
+CREATE FUNCTION idgate_user_search_lexemes(tenant_id uuid, q text)
+RETURNS text[] LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
   SELECT CASE
     WHEN length(b) = 0 OR position('\\x0a'::bytea IN b) > 0 THEN NULL
-    WHEN length(b) < 3 THEN (tag || 't' || encode(b, 'hex') || ':*')::tsquery
-    ELSE array_to_string(ARRAY(SELECT DISTINCT tag || 't' || encode(substr(b, i, 3), 'hex')
-                               FROM generate_series(1, length(b) - 2) AS i), ' & ')::tsquery
+    WHEN length(b) < 3 THEN ARRAY[tag || 't' || encode(b, 'hex') || ':*']
+    ELSE ARRAY(SELECT DISTINCT tag || 't' || encode(substr(b, i, 3), 'hex')
+               FROM generate_series(1, length(b) - 2) AS i)
   END
-  FROM (SELECT left(md5(tenant_id::text), 8) AS tag, convert_to(lower(q), 'UTF8') AS b) AS x
+  FROM (SELECT left(md5(tenant_id::text), 8) AS tag, convert_to(lower(q), 'UTF8') AS b
+        OFFSET 0) AS x
 $$
 """
 
-# The tsquery of "search_sort starts with `prefix`" (1 to 8 bytes of UTF-8).
-_REGION = """
-CREATE FUNCTION idgate_user_search_region(tenant_id uuid, prefix text)
-RETURNS tsquery LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
-  SELECT (left(md5(tenant_id::text), 8) || 'p' || encode(convert_to(prefix, 'UTF8'), 'hex'))
-         ::tsquery
+# The tsquery of a search: its rarest lexemes by the index's statistics, and of the others
+# none that most rows have (all of them would make GIN visit every common posting tree once
+# per candidate: "example" in a full e-mail costs more than it removes; the exact test on the
+# candidates does the rest). storage/user_search.py chooses the same way.
+_QUERY = f"""
+CREATE FUNCTION idgate_user_search_query(tenant_id uuid, q text)
+RETURNS tsquery LANGUAGE sql STABLE PARALLEL SAFE AS $$
+  SELECT array_to_string(array_agg(lexeme ORDER BY n), ' & ')::tsquery
+  FROM (SELECT l.lexeme, coalesce(common.frequency, 0) AS frequency,
+               row_number() OVER (ORDER BY coalesce(common.frequency, 0), l.lexeme) AS n
+        FROM unnest(idgate_user_search_lexemes(tenant_id, q)) AS l(lexeme)
+        LEFT JOIN (SELECT u.lexeme, u.frequency
+                   FROM pg_stats AS s,
+                        unnest(s.most_common_elems::text::text[], s.most_common_elem_freqs)
+                          AS u(lexeme, frequency)
+                   WHERE s.schemaname = current_schema()
+                     AND s.tablename = 'users_search_keys_idx') AS common USING (lexeme)
+       ) AS ranked
+  WHERE n = 1 OR (n <= {QUERY_LEXEMES} AND frequency <= {COMMON_SHARE})
 $$
 """
 
@@ -107,8 +139,8 @@ $$
 def upgrade() -> None:
     op.execute(_TEXT)
     op.execute(_KEYS)
+    op.execute(_LEXEMES)
     op.execute(_QUERY)
-    op.execute(_REGION)
     op.execute(
         f"""
         ALTER TABLE users
@@ -123,6 +155,10 @@ def upgrade() -> None:
         "INCLUDE (search_text)"
     )
     op.execute(
+        "CREATE INDEX users_search_sample_idx ON users (tenant_id, search_sort, id) "
+        f"INCLUDE (search_text) WHERE {SAMPLED}"
+    )
+    op.execute(
         "CREATE INDEX users_search_keys_idx ON users USING gin "
         "(idgate_user_search_keys(tenant_id, search_sort, search_text)) WITH (fastupdate = off)"
     )
@@ -130,9 +166,10 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("DROP INDEX users_search_keys_idx")
+    op.execute("DROP INDEX users_search_sample_idx")
     op.execute("DROP INDEX users_search_order_idx")
     op.execute("ALTER TABLE users DROP COLUMN search_text, DROP COLUMN search_sort")
-    op.execute("DROP FUNCTION idgate_user_search_region(uuid, text)")
     op.execute("DROP FUNCTION idgate_user_search_query(uuid, text)")
+    op.execute("DROP FUNCTION idgate_user_search_lexemes(uuid, text)")
     op.execute("DROP FUNCTION idgate_user_search_keys(uuid, text, text)")
     op.execute("DROP FUNCTION idgate_user_search_text(text, text, jsonb)")
