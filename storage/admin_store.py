@@ -30,6 +30,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from scim.errors import ConflictError, NotFoundError
@@ -45,6 +46,7 @@ from storage.tables import (
     roles,
     tenants,
     user_activity,
+    user_policies,
     users,
 )
 from storage.user_search import after_cursor, cursor_of, matching, ordering, search_users
@@ -119,6 +121,7 @@ class UserDetail:
     logins: int
     failed_logins: int
     last_failed_login_at: datetime | None
+    session_idle_seconds: int | None  # the user's own limit (user_policies); None: none
 
 
 @dataclass(frozen=True)
@@ -356,8 +359,11 @@ class AdminStore:
                         func.coalesce(user_activity.c.logins, 0).label("logins"),
                         func.coalesce(user_activity.c.failed_logins, 0).label("failed_logins"),
                         user_activity.c.last_failed_login_at,
+                        user_policies.c.session_idle_seconds,
                     )
-                    .select_from(_from())
+                    .select_from(
+                        _from().outerjoin(user_policies, user_policies.c.user_id == users.c.id)
+                    )
                     .where(users.c.tenant_id == tenant_id, users.c.id == user_id)
                 )
             ).one_or_none()
@@ -389,6 +395,7 @@ class AdminStore:
                 row.logins,
                 row.failed_logins,
                 row.last_failed_login_at,
+                row.session_idle_seconds,
             )
 
     async def people(self, tenant_id: uuid.UUID, emails: Sequence[str]) -> list[Person]:
@@ -513,6 +520,30 @@ class AdminStore:
             ]  # fmt: skip
             await audit_store.write(conn, tenant_id, now, actor, entries)
             return len(removed)
+
+    async def set_session_idle(
+        self,
+        tenant_id: uuid.UUID,
+        user_id: uuid.UUID,
+        seconds: int | None,
+        now: datetime,
+        actor: str,
+    ) -> None:
+        """Give a user an idle limit of its own (None: the organisation's again), for its
+        live sessions as well as its next ones (session_store reads it at every check)."""
+        async with self.engine.begin() as conn:
+            if seconds is None:
+                await conn.execute(delete(user_policies).where(user_policies.c.user_id == user_id))
+            else:
+                new = {"session_idle_seconds": seconds, "updated_at": now}
+                await conn.execute(
+                    pg_insert(user_policies)
+                    .values(user_id=user_id, tenant_id=tenant_id, **new)
+                    .on_conflict_do_update(index_elements=[user_policies.c.user_id], set_=new)
+                )
+            entry = AuditEntry("user.session_policy", f"user:{user_id}",
+                               {"session_idle_seconds": seconds})  # fmt: skip
+            await audit_store.write(conn, tenant_id, now, actor, [entry])
 
     async def delete_product_group(self, tenant_id: uuid.UUID, group_id: uuid.UUID) -> bool:
         async with self.single.connect() as conn:

@@ -15,7 +15,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, DateTime, Text, Uuid, bindparam, insert, select, text, update
+from sqlalchemy import (
+    ARRAY,
+    ColumnElement,
+    DateTime,
+    Text,
+    Uuid,
+    bindparam,
+    insert,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -69,6 +80,16 @@ class Invitation:
         if self.accepted_at is not None:
             return "accepted"
         return "expired" if now >= self.expires_at else "pending"
+
+
+def _open(tenant_id: uuid.UUID, invitation_id: str) -> list[ColumnElement[bool]]:
+    """The invitation, if neither accepted nor revoked."""
+    return [
+        invitations.c.tenant_id == tenant_id,
+        invitations.c.id == invitation_id,
+        invitations.c.accepted_at.is_(None),
+        invitations.c.revoked_at.is_(None),
+    ]
 
 
 def invited_user(email: str, name: str | None) -> dict[str, Any]:
@@ -279,13 +300,7 @@ class InvitationStore:
             row = (
                 await conn.execute(
                     update(invitations)
-                    .where(
-                        invitations.c.tenant_id == tenant_id,
-                        invitations.c.id == invitation_id,
-                        invitations.c.user_id.is_not(None),
-                        invitations.c.accepted_at.is_(None),
-                        invitations.c.revoked_at.is_(None),
-                    )
+                    .where(*_open(tenant_id, invitation_id), invitations.c.user_id.is_not(None))
                     .values(
                         secret_hash=secret_hash,
                         sent_at=now,
@@ -314,12 +329,7 @@ class InvitationStore:
         found = (
             await conn.execute(
                 update(invitations)
-                .where(
-                    invitations.c.tenant_id == tenant_id,
-                    invitations.c.id == invitation_id,
-                    invitations.c.accepted_at.is_(None),
-                    invitations.c.revoked_at.is_(None),
-                )
+                .where(*_open(tenant_id, invitation_id))
                 .values(revoked_at=now)
                 .returning(invitations.c.user_id)
             )

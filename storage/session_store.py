@@ -13,7 +13,9 @@ from typing import Any
 
 from sqlalchemy import (
     DateTime,
+    Integer,
     LargeBinary,
+    Numeric,
     and_,
     bindparam,
     case,
@@ -34,6 +36,7 @@ from storage.tables import (
     role_grants,
     sessions,
     tenants,
+    user_policies,
     users,
 )
 
@@ -99,13 +102,21 @@ _user_project_roles = (
     .scalar_subquery()
 )
 
+# A session's idle limit, in seconds, as it is now: the user's own, else its organisation's,
+# else the one it started with (migration 0021).
+_IDLE_SECONDS = func.coalesce(
+    user_policies.c.session_idle_seconds,
+    func.round(tenants.c.settings["session_idle_minutes"].astext.cast(Numeric) * 60).cast(Integer),
+    sessions.c.idle_seconds,
+)
+
 # One statement per check: the session, its user (who must still be active) and the groups.
 _LIVE = (
     select(
         sessions.c.user_id,
         sessions.c.tenant_id,
         sessions.c.last_seen_at,
-        sessions.c.idle_seconds,
+        _IDLE_SECONDS.label("idle_seconds"),
         sessions.c.expires_at,
         sessions.c.created_at,
         tenants.c.slug,
@@ -120,13 +131,13 @@ _LIVE = (
         sessions.join(users, users.c.id == sessions.c.user_id)
         .join(tenants, tenants.c.id == sessions.c.tenant_id)
         .outerjoin(mapping_documents, mapping_documents.c.tenant_id == sessions.c.tenant_id)
+        .outerjoin(user_policies, user_policies.c.user_id == sessions.c.user_id)
     )
     .where(
         sessions.c.secret_hash == bindparam("secret_hash", type_=LargeBinary),
         sessions.c.revoked_at.is_(None),
         sessions.c.expires_at > _NOW,
-        sessions.c.last_seen_at + func.make_interval(0, 0, 0, 0, 0, 0, sessions.c.idle_seconds)
-        > _NOW,
+        sessions.c.last_seen_at + func.make_interval(0, 0, 0, 0, 0, 0, _IDLE_SECONDS) > _NOW,
         users.c.active.is_(True),
         users.c.blocked_at.is_(None),
     )

@@ -378,6 +378,16 @@ user_activity = Table(
     Column("failed_logins", BigInteger, nullable=False, server_default="0"),
 )
 
+# What an admin sets for one user: its own session idle limit (migration 0021).
+user_policies = Table(
+    "user_policies",
+    metadata,
+    Column("user_id", Uuid, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("tenant_id", Uuid, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("session_idle_seconds", Integer),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
 # Users invited by an admin, pending until they accept (migration 0017).
 invitations = Table(
     "invitations",

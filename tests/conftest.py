@@ -208,6 +208,7 @@ async def table_snapshot(engine: AsyncEngine, tenant_id: Any) -> dict[str, list[
             "invitations",
             "csv_imports",
             "user_activity",
+            "user_policies",
         ):
             from sqlalchemy import text
 

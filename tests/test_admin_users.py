@@ -408,3 +408,55 @@ async def test_a_nul_in_a_path_or_an_out_of_range_time_is_a_4xx(
                               params={"last_login_from": "9999-12-31T23:59:59-14:00"})  # fmt: skip
     assert status == 400 and body["errors"][0]["field"] == "last_login_from"
     assert (await client.get("/login/%00")).status == 404
+
+
+async def test_a_users_own_idle_limit_applies_to_its_live_sessions(
+    client: Client, engine: AsyncEngine, tenant: TenantAccess, scim: Scim
+) -> None:
+    _, admin = await person(engine, scim, tenant, "admin@corp.example", "admin")
+    _, owner = await person(engine, scim, tenant, "owner@corp.example", "owner")
+    user_id = await pushed_user(scim, "jo@corp.example")
+    # Started and last seen 10 minutes ago, with an idle limit of 70 minutes of its own
+    # (a check that passes restarts the idle clock: each session is checked once it counts).
+    ago = timedelta(minutes=10)
+    path = f"/orgs/{tenant.slug}/users/{user_id}/session-policy"
+    before = await table_snapshot(engine, tenant.tenant.id)
+    for body in ({}, {"idle_minutes": 0}, {"idle_minutes": "5"}, {"idle_minutes": 5, "x": 1}):
+        status, problem = await call(client, "PUT", path, admin, body)
+        assert status == 400 and problem["code"] == "invalid_request", body
+    assert await table_snapshot(engine, tenant.tenant.id) == before
+
+    first = await session_headers(engine, tenant, user_id, age=ago)
+    status, body = await call(client, "PUT", path, admin, {"idle_minutes": 5})
+    assert status == 200 and body["session_idle_minutes"] == 5
+    assert (await client.get("/auth/verify", headers=first)).status == 401
+    [entry] = await audit_entries(engine, f"user:{user_id}", "user.session_policy")
+    assert entry.actor.startswith("user:") and entry.details == {"session_idle_seconds": 300}
+    # Back to the organisation's limit (none: the session's own): it lives again.
+    status, body = await call(client, "PUT", path, admin, {"idle_minutes": None})
+    assert status == 200 and body["session_idle_minutes"] is None
+    assert (await client.get("/auth/verify", headers=first)).status == 200
+
+    # The organisation's limit applies to live sessions too; a user's own wins over it.
+    second = await session_headers(engine, tenant, user_id, age=ago)
+    third = await session_headers(engine, tenant, user_id, age=ago)
+    settings = f"/orgs/{tenant.slug}/settings"
+    assert (await call(client, "PATCH", settings, owner, {"session_idle_minutes": 5}))[0] == 200
+    assert (await client.get("/auth/verify", headers=second)).status == 401
+    assert (await call(client, "PUT", path, admin, {"idle_minutes": 60}))[0] == 200
+    assert (await client.get("/auth/verify", headers=third)).status == 200
+
+
+async def test_an_owners_idle_limit_is_an_owners_to_set(
+    client: Client, engine: AsyncEngine, tenant: TenantAccess, scim: Scim
+) -> None:
+    _, admin = await person(engine, scim, tenant, "admin@corp.example", "admin")
+    _, owner = await person(engine, scim, tenant, "owner@corp.example", "owner")
+    boss = await pushed_user(scim, "boss@corp.example")
+    await grant(engine, tenant, boss, "owner")
+    path = f"/orgs/{tenant.slug}/users/{boss}/session-policy"
+    status, body = await call(client, "PUT", path, admin, {"idle_minutes": 1})
+    assert status == 403 and "owner" in body["detail"]
+    assert await audit_entries(engine, f"user:{boss}", "user.session_policy") == []
+    status, body = await call(client, "PUT", path, owner, {"idle_minutes": 15})
+    assert status == 200 and body["session_idle_minutes"] == 15

@@ -19,6 +19,8 @@ from gateway.auth_api import SESSION_COOKIE
 from gateway.keys import ACCESS, SESSION_CACHE
 from gateway.session_cache import SessionCache
 from gateway.settings import Settings
+from storage.admin_store import AdminStore
+from storage.scim_store import ScimStore
 from storage.session_store import SessionUser
 from tests.conftest import Scim, TenantAccess, user
 from tests.test_auth_verify import _session
@@ -222,3 +224,32 @@ async def _roles_are(client: TestClient[Any, Any], cookie: dict[str, str], roles
 
 async def _listening(client: TestClient[Any, Any]) -> bool:
     return client.app[SESSION_CACHE].listening
+
+
+async def test_an_idle_limit_set_in_one_process_ends_the_session_in_another(
+    aiohttp_client: Any,
+    settings: Settings,
+    engine: AsyncEngine,
+    tenant: TenantAccess,
+    scim: Scim,
+) -> None:
+    cached = settings.model_copy(update={"session_cache_seconds": 30.0})
+    second = await aiohttp_client(create_app(cached))
+    await _until(lambda: _listening(second), limit=10.0)
+    _, kim, _ = await scim.post("/Users", user("kim@corp.example"))
+    cookie = {"Cookie": f"{SESSION_COOKIE}={await _session(engine, tenant, kim['id'])}"}
+    await asyncio.sleep(1.2)  # the session has been idle for more than a second
+    assert await _status_is(second, cookie, 200)
+    assert len(second.app[SESSION_CACHE]) == 1
+    # One second, for this user alone: its cached session is out at once.
+    await AdminStore(engine).set_session_idle(
+        tenant.tenant.id, uuid.UUID(kim["id"]), 1, NOW, "test"
+    )
+    assert await _until(lambda: _status_is(second, cookie, 401)) < 1.0
+    await AdminStore(engine).set_session_idle(
+        tenant.tenant.id, uuid.UUID(kim["id"]), None, NOW, "test"
+    )
+    assert await _until(lambda: _status_is(second, cookie, 200)) < 1.0
+    # The organisation's limit reaches the cached copy as well.
+    await ScimStore(engine).update_tenant_settings(tenant.slug, {"session_idle_minutes": 0.01})
+    assert await _until(lambda: _status_is(second, cookie, 401)) < 1.0

@@ -133,6 +133,9 @@ class UserOut(UserSummary):
     project_roles: list[GrantOut]
     groups: list[UserGroup]
     activity: Activity
+    session_idle_minutes: float | None = Field(
+        description="This user's own session idle limit; None: the organisation's."
+    )
     custom_attributes: dict[str, Any] = Field(description="SCIM extension attributes.")
 
 
@@ -178,6 +181,9 @@ def _detail(user: UserDetail) -> UserOut:
             logins=user.logins,
             failed_logins=user.failed_logins,
             last_failed_login_at=user.last_failed_login_at,
+        ),
+        session_idle_minutes=(
+            None if user.session_idle_seconds is None else user.session_idle_seconds / 60
         ),
         custom_attributes={k: v for k, v in data.items() if k.startswith("urn:")},
     )
@@ -405,6 +411,31 @@ async def unblock_user(call: Call) -> UserOut:
     writer = provisioning(call)
     writer.context["reason"] = call.body.reason
     await writer.set_blocked(call.org.id, user.row.id, None)
+    return _detail(await load_user(call))
+
+
+class SessionPolicy(Strict):
+    idle_minutes: float | None = Field(
+        gt=0, le=60 * 24 * 30,
+        description="Sessions of this user end after this long without a request; "
+        "null: the organisation's limit.",
+    )  # fmt: skip
+
+
+@api.route(
+    "PUT", "/orgs/{org}/users/{user}/session-policy", "Set a user's session idle limit",
+    Need.ADMIN, TAG, body=SessionPolicy, response=UserOut,
+    description="Applies at once to the user's live sessions on every replica, and to its "
+    "next logins.",
+)  # fmt: skip
+async def set_session_policy(call: Call) -> UserOut:
+    user = await target(call)
+    minutes = call.body.idle_minutes
+    seconds = None if minutes is None else max(1, round(minutes * 60))
+    clock = call.request.config_dict[CLOCK]
+    await call.request.config_dict[ADMIN_STORE].set_session_idle(
+        call.org.id, user.row.id, seconds, clock(), call.actor
+    )
     return _detail(await load_user(call))
 
 
