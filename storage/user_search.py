@@ -25,7 +25,11 @@ did not finish the page:
    name or e-mail only, a first letter most of them share); the runs are read from the btree
    on their own, and for the rest (the GIN way leaves the runs out with a `!` on their prefix
    lexemes) `_plan` estimates walking and sorting GIN candidates, takes the cheaper with a
-   budget, and goes on the other way when that runs out.
+   budget, and goes on the other way when that runs out. The sample also counts the GIN
+   candidates (sampled users with the query's lexemes, q or not), and gives the places a
+   walk stops at: a walk's budget is a place in the order, so that it counts no rows (a
+   window function over the rows read would double its cost). A GIN candidate's cost is
+   what this process's GIN reads took lately (its heap page cached or not: 2 to 30 µs).
 A last statement takes the page from what the steps found, the runs and the id matches.
 
 `matching` is the whole search as one condition, for a query that adds conditions of its own
@@ -88,21 +92,41 @@ SAMPLE_RATE = 512  # one user in SAMPLE_RATE is in users_search_sample_idx
 FIRST_WALK = 1_000  # rows read in order before anything else (dense matches, small tenants)
 PROBE = 200  # GIN candidates sorted at most before the sample is read
 SAMPLE_HITS = 300  # sampled matches looked at, at most
+STOP_EVERY = 4  # sampled users between two places a walk may stop at
 RUN_MIN = 2  # sampled matches, at least, in a run read on its own
 RUNS_MAX = 8
 LOOSE_SHARE = 0.3  # of the matches whose search_sort lacks q, for a first letter to be a run
-WALK_US = 1.0  # a row read in order from users_search_order_idx (index pages not all cached)
-POSTING_US = 0.6  # a GIN posting read into the bitmap
-HEAP_US = 30.0  # a GIN candidate read from the heap (its page seldom cached) and sorted
+WALK_US = 0.5  # a row read in order from users_search_order_idx (index only) and tested
+POSTING_US = 0.3  # a GIN posting read into the bitmap
+# A GIN candidate read from the heap and sorted: from 2 (its page in shared buffers) to 30
+# microseconds (read from the OS), so each process goes by what its GIN reads took lately.
+HEAP_US = 5.0  # to start with
+HEAP_MEASURED_MIN = 500  # candidates a GIN read must sort for its time to count
+HEAP_WEIGHT = 0.2  # of the latest measure in the running figure
 STEP_US = 400.0  # a statement more
 WALK_MIN = 5_000  # rows a walk may read, at least, before the GIN way is tried instead
 GIN_MIN = 2_000  # candidates the GIN way may sort, at least, before a walk is tried
-TRY_WALK = 10_000  # rows: a GIN way dearer than reading as many is tried after a walk
+TRY_WALK_US = 100_000.0  # a GIN way dearer than this (two targets) is tried after a walk
 SPREAD_HITS = 4  # sampled matches that give the density of matches outside the runs
 QUERY_LEXEMES = 3  # lexemes asked of the GIN index, at most: the rarest (as migration 0016)
 COMMON_SHARE = 0.2  # a lexeme in more rows than this is asked for only if it is the rarest
 STATISTICS_SECONDS = 600.0  # how long the index's lexeme frequencies are kept
 LEXEME = re.compile(r"[0-9a-f]{8}t[0-9a-f]+(:\*)?")  # idgate_user_search_lexemes' output
+
+
+class _HeapCost:
+    """What a GIN candidate costs lately, in microseconds, in this process."""
+
+    def __init__(self) -> None:
+        self.us = HEAP_US
+
+    def measured(self, seconds: float, candidates: int) -> None:
+        if candidates >= HEAP_MEASURED_MIN:
+            latest = min(max(seconds * 1e6 / candidates, 0.5), 100.0)
+            self.us += HEAP_WEIGHT * (latest - self.us)
+
+
+_heap = _HeapCost()
 
 
 @dataclass(frozen=True)
@@ -176,6 +200,13 @@ def _after(table: FromClause, user_name: str, user_id: uuid.UUID) -> ColumnEleme
     return tuple_(*ordering(table)) > tuple_(_sort_value(user_name), literal(user_id))
 
 
+def _before(table: FromClause, sort_value: str, user_id: uuid.UUID) -> ColumnElement[bool]:
+    """Rows before a place in the order (a search_sort as stored, and an id)."""
+    return tuple_(*ordering(table)) < tuple_(
+        collate(literal(sort_value, Text), "C"), literal(user_id)
+    )
+
+
 def id_range(q: str) -> tuple[uuid.UUID, uuid.UUID] | None:
     """The ids that start with q, when q is the start of a UUID's text (with its dashes where
     they belong, or none) and has at least ID_DIGITS_MIN hex digits."""
@@ -194,6 +225,17 @@ def id_range(q: str) -> tuple[uuid.UUID, uuid.UUID] | None:
 def _contains(table: FromClause, q: str) -> ColumnElement[bool]:
     """The exact test: lower(q) is a substring of search_text. No LIKE, so % _ \\ are plain."""
     return func.strpos(search_text(table), func.lower(literal(q, Text))) > 0
+
+
+def _has_windows(table: FromClause, lexemes: Sequence[str]) -> ColumnElement[bool]:
+    """Whether search_text holds the bytes of every lexeme (`<tag>t<hex>`, `:*` for a
+    prefix): what the GIN query of these lexemes finds, tested on a row at hand."""
+    text_bytes = func.convert_to(search_text(table), "UTF8")
+    tests = [
+        func.pg_catalog.position(text_bytes, literal(bytes.fromhex(x[9:].removesuffix(":*")))) > 0
+        for x in lexemes
+    ]
+    return and_(*tests) if tests else false()
 
 
 def _gin(table: FromClause, query: ColumnElement[Any]) -> ColumnElement[bool]:
@@ -246,9 +288,8 @@ Range = tuple[str | None, str | None]  # search_sort from (inclusive) .. to (exc
 @dataclass(frozen=True)
 class _Walk:
     hits: list[Key]
-    read: int  # rows read
-    complete: bool  # the range ended before the row budget did
-    lexemes: list[str]  # the search's GIN lexemes, when asked for and a row came back
+    complete: bool  # the rows ended before the walk's budget did
+    lexemes: list[str]  # the search's GIN lexemes, when a row came back
 
 
 @dataclass(frozen=True)
@@ -259,6 +300,15 @@ class _Sample:
     seen: int
     places: list[int]
     keys: list[str]
+    stops: list[Key]  # the place of every STOP_EVERY-th sampled user: where a walk may stop
+    candidates: int = 0  # sampled users the GIN query finds (its lexemes, not yet q itself)
+    candidate_keys: tuple[str, ...] = ()  # the search_sort of the first SAMPLE_HITS of them
+
+    def stop_after(self, rows: int) -> Key | None:
+        """A place in the order about `rows` rows after the cursor (never fewer), where a
+        walk with that budget stops; None when the sample ends before it."""
+        index = -(-rows // (STOP_EVERY * SAMPLE_RATE)) - 1
+        return self.stops[max(index, 0)] if index < len(self.stops) else None
 
 
 @dataclass(frozen=True)
@@ -287,6 +337,7 @@ class _Search:
         self.limit = limit
         self.trace = trace
         self.lexemes: list[str] = []
+        self.sample = _Sample(0, [], [], [])  # read by _sample, when a search needs it
         self._last = time.perf_counter()
 
     def _note(self, step: str) -> None:
@@ -353,7 +404,7 @@ class _Search:
     async def _by_text(self) -> tuple[list[Key], list[Select[Any]]]:
         """A short walk (dense matches, small tenants), a small GIN probe (few matches),
         then the plan the sample gives."""
-        first = await self._walk((None, None), FIRST_WALK, with_lexemes=True)
+        first = await self._first_walk()
         if first.complete or len(first.hits) >= self.limit:
             return first.hits, []
         self.lexemes, common_rows = await _rarest(self.conn, first.lexemes)
@@ -363,7 +414,7 @@ class _Search:
             if few is not None:
                 return few, []
         sample = await self._sample()
-        plan = _plan(sample, self.q.lower(), self.limit, common_rows)
+        plan = _plan(sample, self.q.lower(), self.limit)
         way = "walk" if plan.walk else "gin"
         self._note(f"plan:{way}:{len(plan.runs)}:{plan.budget}:{plan.try_walk}")
         rest = await self._outside(plan.runs, plan.try_walk) if plan.try_walk else None
@@ -380,7 +431,13 @@ class _Search:
         match, as a string of 0 and 1 in order, and the search_sort of the first matches."""
         self._note("sample")
         sampled = (
-            select(sort_key().label("k"), users.c.id, _contains(users, self.q).label("hit"))
+            select(
+                sort_key().label("k"),
+                users.c.id,
+                _contains(users, self.q).label("hit"),
+                _has_windows(users, self.lexemes).label("candidate"),
+                func.row_number().over(order_by=ordering()).label("n"),
+            )
             .where(*self._scope(SAMPLED))
             .subquery()
         )
@@ -392,55 +449,79 @@ class _Search:
             func.array_agg(aggregate_order_by(sampled.c.k, *in_order)).filter(sampled.c.hit),
             ARRAY(Text),
         )
-        statement = select(mask.label("mask"), keys[1:SAMPLE_HITS].label("keys")).select_from(
-            sampled
+        at_stop = sampled.c.n % STOP_EVERY == 0
+        stop_keys = type_coerce(
+            func.array_agg(aggregate_order_by(sampled.c.k, *in_order)).filter(at_stop), ARRAY(Text)
         )
+        stop_ids = type_coerce(
+            func.array_agg(aggregate_order_by(sampled.c.id, *in_order)).filter(at_stop), ARRAY(Uuid)
+        )
+        found = sampled.c.candidate
+        candidate_keys = type_coerce(
+            func.array_agg(aggregate_order_by(sampled.c.k, *in_order)).filter(found), ARRAY(Text)
+        )
+        statement = select(
+            mask.label("mask"),
+            keys[1:SAMPLE_HITS].label("keys"),
+            stop_keys.label("stop_keys"),
+            stop_ids.label("stop_ids"),
+            func.count().filter(found).label("candidates"),
+            candidate_keys[1:SAMPLE_HITS].label("candidate_keys"),
+        ).select_from(sampled)
         row = (await self.conn.execute(statement)).one()
         mask_text = row.mask or ""
         places = [n + 1 for n, flag in enumerate(mask_text) if flag == "1"][:SAMPLE_HITS]
-        return _Sample(len(mask_text), places, list(row.keys or []))
+        stops = list(zip(row.stop_keys or [], row.stop_ids or [], strict=True))
+        self.sample = _Sample(
+            len(mask_text),
+            places,
+            list(row.keys or []),
+            stops,
+            row.candidates,
+            tuple(row.candidate_keys or ()),
+        )
+        return self.sample
 
-    async def _walk(self, bounds: Range, budget: int | None, with_lexemes: bool = False) -> _Walk:
-        """The first `limit` matches in `bounds`, reading at most `budget` rows in order
-        (from the index alone); and, if asked, the search's lexemes (computed by the
-        database, whose lower() is the one that made the index)."""
-        self._note(f"walk:{budget}")
-        hit = _contains(users, self.q) if self.q else literal(True, Boolean)
+    async def _first_walk(self) -> _Walk:
+        """The first `limit` matches among the first FIRST_WALK rows in order (from the
+        index alone), and the search's lexemes (computed by the database, whose lower() is
+        the one that made the index)."""
+        self._note(f"walk:{FIRST_WALK}")
         scan = select(
             sort_key().label("k"),
             users.c.id,
-            hit.label("hit"),
+            _contains(users, self.q).label("hit"),
             func.row_number().over(order_by=ordering()).label("n"),
-        ).where(*self._scope(bounds=bounds))
-        statement = _matches(scan, budget, self.limit)
-        if with_lexemes:
-            lexemes = func.idgate_user_search_lexemes(
-                literal(self.tenant_id), literal(self.q, Text)
-            )
-            statement = statement.add_columns(lexemes.label("lexemes"))
+        ).where(*self._scope())
+        lexemes = func.idgate_user_search_lexemes(literal(self.tenant_id), literal(self.q, Text))
+        statement = _matches(scan, FIRST_WALK, self.limit).add_columns(lexemes.label("lexemes"))
         found = list(await self.conn.execute(statement))
         hits = [(r.k, r.id) for r in found if r.hit][: self.limit]
-        read = max((r.n for r in found), default=0)
-        capped = budget is not None and any(r.n == budget for r in found)
-        lexemes_found = list(found[0].lexemes or []) if with_lexemes and found else []
-        return _Walk(hits, read, not capped, lexemes_found)
+        capped = any(r.n == FIRST_WALK for r in found)
+        return _Walk(hits, not capped, list(found[0].lexemes or []) if found else [])
 
     async def _outside(self, runs: Sequence[str], budget: int | None) -> list[Key] | None:
         """The first `limit` matches outside the runs, walking the ranges between them in
-        order; None if that takes more than `budget` rows."""
+        order; None if that takes more than `budget` rows (the walk stops at the sampled
+        place that far from the cursor: no row is counted, the index is read alone)."""
+        stop = self.sample.stop_after(budget) if budget is not None else None
         hits: list[Key] = []
-        for bounds in _between(runs):
-            walk = await self._walk(bounds, None if budget is None else budget)
-            hits += walk.hits
+        for low, high in _between(runs):
+            hits += await self._walk_to((low, high), stop)
             if len(hits) >= self.limit:
                 return hits[: self.limit]
-            if not walk.complete:
-                return None
-            if budget is not None:
-                budget -= walk.read
-                if budget <= 0:
-                    return None
+            if stop is not None and (high is None or stop[0] < high):
+                return None  # stopped inside the range: over budget
         return hits
+
+    async def _walk_to(self, bounds: Range, stop: Key | None) -> list[Key]:
+        """The first `limit` matches in `bounds` before `stop` (None: to the range's end)."""
+        self._note("walk" if stop is None else "walk:stop")
+        conditions = [_contains(users, self.q)]
+        if stop is not None:
+            conditions.append(_before(users, *stop))
+        statement = self._ordered(*conditions, bounds=bounds)
+        return [(r.k, r.id) for r in await self.conn.execute(statement)]
 
     async def _remainder(self, runs: Sequence[str], cap: int | None) -> list[Key] | None:
         """The first `limit` matches outside the runs, from the GIN index; None if there are
@@ -462,7 +543,10 @@ class _Search:
             .order_by(candidates.c.k, candidates.c.id)
             .limit(self.limit)
         )
+        started = time.perf_counter()
         found = list(await self.conn.execute(statement))
+        if found:
+            _heap.measured(time.perf_counter() - started, found[0].total)
         if cap is not None and found and found[0].total > cap:
             return None
         return [(r.k, r.id) for r in found]
@@ -498,63 +582,59 @@ class _Search:
         ]
 
 
-def _matches(scan: Select[Any], budget: int | None, limit: int) -> Select[Any]:
+def _matches(scan: Select[Any], budget: int, limit: int) -> Select[Any]:
     """The hits among the first `budget` rows of `scan`, at most `limit` of them. The row at
     position `budget` comes back too, hit or not: it tells the walk stopped at its budget,
-    not at the range's end."""
-    keep: ColumnElement[Any]
-    if budget is None:
-        inner = scan.order_by(*ordering()).subquery()
-        keep = inner.c.hit
-    else:
-        inner = scan.order_by(*ordering()).limit(budget).subquery()
-        keep = or_(inner.c.hit, inner.c.n == budget)
+    not at the rows' end."""
+    inner = scan.order_by(*ordering()).limit(budget).subquery()
     return (
         select(inner.c.k, inner.c.id, inner.c.hit, inner.c.n)
-        .where(keep)
+        .where(or_(inner.c.hit, inner.c.n == budget))
         .order_by(inner.c.k, inner.c.id)
         .limit(limit + 1)
     )
 
 
-def _plan(sample: _Sample, q: str, limit: int, common_rows: float = 0.0) -> _Plan:
+def _plan(sample: _Sample, q: str, limit: int) -> _Plan:
     """The cheapest of four ways by the sample: walk the order, or sort the GIN candidates;
     either for every match, or for those outside the runs of the order that the sample shows
     holding many matches (each run then read from the btree on its own)."""
     runs = _runs(sample.keys, q)
-    options = [_option(sample, [], q, limit, common_rows)]
+    options = [_option(sample, [], q, limit)]
     if runs:
-        options.append(_option(sample, runs, q, limit, common_rows))
+        options.append(_option(sample, runs, q, limit))
     return min(options, key=lambda option: option[0])[1]
 
 
-def _option(
-    sample: _Sample, runs: list[str], q: str, limit: int, common_rows: float
-) -> tuple[float, _Plan]:
+def _option(sample: _Sample, runs: list[str], q: str, limit: int) -> tuple[float, _Plan]:
     """(cost, plan) of the cheaper of walking and GIN, outside `runs`, the runs' own reading
     included. The GIN way reads every match's postings, and the heap for each candidate
-    outside the runs: the sampled matches outside them, or, when the rarest lexeme is a
-    common one, the rows it is in (its trigrams may all be common: "inda" of Linda and of
+    outside the runs: as many as the sampled users with the GIN query's lexemes outside
+    them (more than the matches when the lexemes are common: "inda" of Linda and of
     northwind.example.com)."""
     inside = [any(k.startswith(p) for p in runs) for k in sample.keys]
     outside = [place - sum(inside[:i]) for i, place in enumerate(sample.places) if not inside[i]]
     walk_rows = _walk_rows(outside, sample.seen - sum(inside), limit)
     matches = max(len(sample.places), 0.5) * SAMPLE_RATE
-    candidates = max(len(outside), 0.5) * SAMPLE_RATE
-    candidates = max(candidates, common_rows - (len(sample.places) - len(outside)) * SAMPLE_RATE)
+    listed = sample.candidate_keys
+    share = (
+        sum(not any(k.startswith(p) for p in runs) for k in listed) / len(listed) if listed else 1
+    )
+    candidates = max(len(outside), sample.candidates * share, 0.5) * SAMPLE_RATE
     extra = sum(STEP_US + _run_rows(sample, p, q, limit) * WALK_US for p in runs)
     walk = walk_rows * WALK_US + extra
-    gin = matches * POSTING_US + candidates * HEAP_US + extra
+    heap_us = _heap.us
+    gin = matches * POSTING_US + candidates * heap_us + extra
     # Each way goes on until it has cost what the other was expected to (or four times its
     # own estimate): a wrong guess costs at most about twice the right one.
     if walk <= gin:
         to_end = (sample.seen - sum(inside) + 1) * SAMPLE_RATE * WALK_US
         budget = max(WALK_MIN, 4 * walk_rows, (gin - extra) / WALK_US)
         return walk, _Plan(runs, True, int(budget), to_end <= gin)
-    cap = max(GIN_MIN, 4 * candidates, (walk - extra) / HEAP_US)
+    cap = max(GIN_MIN, 4 * candidates, (walk - extra) / heap_us)
     # A sample of one row in SAMPLE_RATE can miss the first few hundred matches: when the GIN
     # way costs much, a walk goes first for half of that, in case they are near.
-    try_walk = int((gin - extra) / 2 / WALK_US) if gin - extra > TRY_WALK * WALK_US else 0
+    try_walk = int((gin - extra) / 2 / WALK_US) if gin - extra > TRY_WALK_US else 0
     return gin, _Plan(runs, False, int(cap), True, try_walk)
 
 

@@ -361,7 +361,7 @@ async def test_every_plan_gives_the_same_rows(
     sort_keys = [name.lower() for name in people]
     taken: list[list[str]] = []
 
-    def plan(sample: Any, q: str, limit: int, common_rows: float) -> Any:
+    def plan(sample: Any, q: str, limit: int) -> Any:
         runs = user_search._runs([k for k in sort_keys if q in k], q) if with_runs else []
         taken.append(runs)
         return user_search._Plan(runs, walk, budget, then_walk)
@@ -415,3 +415,29 @@ async def test_the_sampled_plan_on_a_larger_tenant(
         assert len(walked) == len(expected(people, q)), q
     assert any(step.startswith("gin:") for step in steps)  # the probe
     assert any(step.startswith("plan:") for step in steps)  # the sample
+
+    # A walk with a budget stops at a sampled place (every sampled user one here), then the
+    # plan's other way finishes the page: the same rows either way.
+    for then_walk in (False, True):
+        monkeypatch.setattr(user_search, "STOP_EVERY", 1)
+        monkeypatch.setattr(user_search, "PROBE", 0)
+        forced = user_search._Plan([], True, 1, then_walk)
+        monkeypatch.setattr(user_search, "_plan", lambda *_args, plan=forced: plan)
+        for q in ("zed", "son29", "y.person1"):  # not within the first walk
+            trace = []
+            hits = await search_users(engine, tid, q, trace=trace)
+            assert [h.user_name for h in hits] == expected(people, q)[:50], q
+            assert any(step.startswith("walk:stop") for step in trace), trace
+            assert any(step.startswith("gin" if not then_walk else "walk=") for step in trace)
+
+
+def test_a_walks_budget_becomes_a_sampled_place() -> None:
+    stops = [(f"k{i}", uuid.UUID(int=i)) for i in range(3)]
+    sample = user_search._Sample(12, [], [], stops)
+    every = user_search.STOP_EVERY * user_search.SAMPLE_RATE  # rows between two stops
+    assert sample.stop_after(1) == stops[0]
+    assert sample.stop_after(every) == stops[0]
+    assert sample.stop_after(every + 1) == stops[1]
+    assert sample.stop_after(3 * every) == stops[2]
+    assert sample.stop_after(3 * every + 1) is None  # past the sample's end: to the end
+    assert user_search._Sample(0, [], [], []).stop_after(1) is None
