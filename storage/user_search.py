@@ -516,7 +516,7 @@ class _Search:
 
     async def _walk_to(self, bounds: Range, stop: Key | None) -> list[Key]:
         """The first `limit` matches in `bounds` before `stop` (None: to the range's end)."""
-        self._note("walk" if stop is None else "walk:stop")
+        self._note("walk:end" if stop is None else "walk:stop")
         conditions = [_contains(users, self.q)]
         if stop is not None:
             conditions.append(_before(users, *stop))

@@ -428,7 +428,7 @@ async def test_the_sampled_plan_on_a_larger_tenant(
             hits = await search_users(engine, tid, q, trace=trace)
             assert [h.user_name for h in hits] == expected(people, q)[:50], q
             assert any(step.startswith("walk:stop") for step in trace), trace
-            assert any(step.startswith("gin" if not then_walk else "walk=") for step in trace)
+            assert any(step.startswith("gin" if not then_walk else "walk:end") for step in trace)
 
 
 def test_a_walks_budget_becomes_a_sampled_place() -> None:
