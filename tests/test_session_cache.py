@@ -180,11 +180,8 @@ async def test_changes_reach_another_process_within_a_second(
     tenant: TenantAccess,
     scim: Scim,
 ) -> None:
-    cached = settings.model_copy(update={"session_cache_seconds": 30.0})
-    apps = [await aiohttp_client(create_app(cached)) for _ in range(2)]
-    first, second = apps
-    for client in apps:
-        await _until(lambda c=client: _listening(c), limit=10.0)  # connecting may be slow
+    first = await _cached_app(aiohttp_client, settings)
+    second = await _cached_app(aiohttp_client, settings)
     _, kim, _ = await scim.post("/Users", user("kim@corp.example"))
     secret = await _session(engine, tenant, kim["id"])
     cookie = {"Cookie": f"{SESSION_COOKIE}={secret}"}
@@ -214,6 +211,15 @@ async def test_changes_reach_another_process_within_a_second(
     await _until(lambda: _status_is(second, cookie, 401))
 
 
+async def _cached_app(aiohttp_client: Any, settings: Settings) -> TestClient[Any, Any]:
+    """A process of its own that keeps checked sessions 30 s, once it listens for changes
+    (connecting may be slow)."""
+    cached = settings.model_copy(update={"session_cache_seconds": 30.0})
+    client: TestClient[Any, Any] = await aiohttp_client(create_app(cached))
+    await _until(lambda: _listening(client), limit=10.0)
+    return client
+
+
 async def _status_is(client: TestClient[Any, Any], cookie: dict[str, str], wanted: int) -> bool:
     return (await client.get("/auth/verify", headers=cookie)).status == wanted
 
@@ -233,9 +239,7 @@ async def test_an_idle_limit_set_in_one_process_ends_the_session_in_another(
     tenant: TenantAccess,
     scim: Scim,
 ) -> None:
-    cached = settings.model_copy(update={"session_cache_seconds": 30.0})
-    second = await aiohttp_client(create_app(cached))
-    await _until(lambda: _listening(second), limit=10.0)
+    second = await _cached_app(aiohttp_client, settings)
     _, kim, _ = await scim.post("/Users", user("kim@corp.example"))
     cookie = {"Cookie": f"{SESSION_COOKIE}={await _session(engine, tenant, kim['id'])}"}
     await asyncio.sleep(1.2)  # the session has been idle for more than a second
