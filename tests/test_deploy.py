@@ -27,6 +27,7 @@ import importlib.resources
 import json
 import os
 import re
+import shlex
 import shutil
 import socket
 import ssl
@@ -52,6 +53,7 @@ from referencing import Registry, Resource
 from gateway.cli import main as idgate_cli
 from gateway.settings import ENV_PREFIX, Settings
 from gateway.webhooks import new_secret, sign
+from storage.database import create_engine
 from tests.conftest import Scim, TenantAccess, user
 from tests.processes import free_port, healthy, serve, stop, until
 from tests.test_cli import _cli
@@ -69,11 +71,17 @@ PORT = Settings.model_fields["port"].default
 def idgate_command(argv: list[str]) -> click.Context:
     """Parse `idgate ARGV` exactly as the CLI would, without running it: an unknown command,
     option or missing argument raises click.UsageError."""
-    root = click.Context(idgate_cli, info_name="idgate")
-    name, *rest = argv
-    command = idgate_cli.get_command(root, name)
-    assert command is not None, f"`idgate {name}` is not a command"
-    return command.make_context(name, rest, parent=root)
+    parent = click.Context(idgate_cli, info_name="idgate")
+    group: click.Group = idgate_cli
+    rest = list(argv)
+    while True:
+        assert rest, f"`idgate {' '.join(argv)}` names no command"
+        name = rest.pop(0)
+        command = group.get_command(parent, name)
+        assert command is not None, f"`idgate {' '.join(argv)}`: no command {name!r}"
+        if not isinstance(command, click.Group):
+            return command.make_context(name, rest, parent=parent)
+        parent, group = click.Context(command, info_name=name, parent=parent), command
 
 
 def idgate_settings(env: Mapping[str, str], config: Path | None = None) -> Settings:
@@ -209,9 +217,12 @@ def test_kubernetes_manifests_fit_together() -> None:
     for probe in ("livenessProbe", "startupProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": port["name"]}
 
-    # The database takes every connection the largest scale-out opens.
-    pool = target["maxReplicas"] * settings.workers * settings.db_pool_size
-    assert int(cluster["spec"]["postgresql"]["parameters"]["max_connections"]) > pool
+    # The database takes every connection the largest scale-out opens: each process's pool
+    # with its overflow, and its one listening connection.
+    pool = create_engine(settings.database_url or "", pool_size=settings.db_pool_size).pool
+    per_process = pool.size() + pool._max_overflow + 1  # type: ignore[attr-defined]
+    most = target["maxReplicas"] * settings.workers * per_process
+    assert int(cluster["spec"]["postgresql"]["parameters"]["max_connections"]) >= most + 20
     assert cluster["spec"]["instances"] >= 3
 
     # The network policy lets the Ingress in to the port served, and the pods out to the
@@ -667,3 +678,24 @@ async def _delivered_and_forgeries_refused(
     assert await post(secret, now - 3600) == 401
     assert await post(secret, now) == 204
     assert received()[-1]["type"] == "user.deleted"
+
+
+# --- the guide -----------------------------------------------------------------------------
+
+
+def test_every_idgate_command_in_the_deployment_guide_is_real() -> None:
+    text = (ROOT / "docs" / "deploy.md").read_text()
+    spans = re.findall(r"`([^`\n]+)`", text)
+    blocks = re.findall(r"```sh\n(.*?)```", text, re.DOTALL)
+    lines = [line.strip() for block in blocks for line in block.splitlines()]
+    commands = [
+        re.split(r"\s+#", found)[0]
+        for piece in spans + lines
+        for found in re.findall(r"(?:^|-- )(idgate [^`]+)", piece)
+        if not found.startswith("idgate --")
+    ]
+    assert len(commands) >= 8, commands
+    for command in commands:
+        idgate_command(shlex.split(command)[1:])
+    with pytest.raises(click.UsageError):
+        idgate_command(["tenant", "create", "acme", "--colour", "red"])
