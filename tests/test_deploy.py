@@ -478,6 +478,8 @@ def test_the_image_is_multi_stage_pinned_and_unprivileged() -> None:
     settings = idgate_settings({k: v for k, v in env.items() if k.startswith(ENV_PREFIX)})
     assert (settings.host, settings.port) == ("0.0.0.0", PORT)
     assert [i.value for i in runtime if i.name == "EXPOSE"] == [str(PORT)]
+    (check,) = [i.value for i in runtime if i.name == "HEALTHCHECK"]
+    assert "/healthz" in check  # run against a real process below
 
 
 def healthcheck_argv() -> list[str]:
