@@ -35,7 +35,12 @@ class Settings(BaseModel):
     host: str = Field("127.0.0.1", description="Address `idgate serve` listens on.")
     port: int = Field(8000, ge=0, le=65535, description="Port `idgate serve` listens on.")
     workers: int = Field(1, ge=1, le=64, description="Worker processes sharing the port.")
-    db_pool_size: int = Field(10, ge=1, description="Database connections per worker process.")
+    db_pool_size: int = Field(
+        10,
+        ge=1,
+        description="Database connections each worker process keeps; under load it may open "
+        "as many again, plus one that listens for changes (size max_connections for that).",
+    )
     scim_max_results: int = Field(
         1000, ge=1, description="Largest page a SCIM list returns (ServiceProviderConfig)."
     )
